@@ -364,6 +364,10 @@ void Responder::Reply(const google::protobuf::MessageLite& msg, Payload payload)
   Send(wire::kFlagResponse, msg.SerializeAsString(), std::move(payload));
 }
 
+void Responder::ReplyBytes(std::string message, Payload payload) const {
+  Send(wire::kFlagResponse, std::move(message), std::move(payload));
+}
+
 void Responder::Fail(const Status& status) const {
   Status st = status.ok() ? Status(EIO, "handler failed without a cause") : status;
   Send(wire::kFlagResponse | wire::kFlagError, ErrorMessage(st), {});

@@ -78,6 +78,8 @@ class Responder {
             Clock::time_point received);
 
   void Reply(const google::protobuf::MessageLite& msg, Payload payload = {}) const;
+  // Same, with the reply message already serialized.
+  void ReplyBytes(std::string message, Payload payload = {}) const;
   void Fail(const Status& status) const;
   uint16_t type() const { return type_; }
 

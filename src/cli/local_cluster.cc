@@ -1,0 +1,275 @@
+#include "cli/local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "common/util.h"
+#include "stria/client.h"
+
+namespace stria::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::map<std::string, std::string> ReadPortFile(const std::string& path) {
+  std::map<std::string, std::string> out;
+  auto text = ReadFile(path);
+  if (!text.ok()) return out;
+  size_t start = 0;
+  while (start < text->size()) {
+    size_t end = text->find('\n', start);
+    if (end == std::string::npos) end = text->size();
+    std::string line = text->substr(start, end - start);
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
+int ReadPid(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return 0;
+  try {
+    return std::stoi(*text);
+  } catch (...) {
+    return 0;
+  }
+}
+
+// True when pid exists and has not exited (a zombie has).
+bool Alive(int pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  auto st = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (st.ok()) {
+    auto rp = st->rfind(')');
+    if (rp != std::string::npos && rp + 2 < st->size() && (*st)[rp + 2] == 'Z') return false;
+  }
+  return true;
+}
+
+// True when pid is alive and is the daemon we started (not a reused pid).
+bool IsOurs(int pid, const std::string& exe_name) {
+  if (!Alive(pid)) return false;
+  auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmd.ok() && cmd->find(exe_name) != std::string::npos;
+}
+
+std::string Tail(const std::string& path, size_t bytes = 1500) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return "(no log)";
+  return text->size() > bytes ? text->substr(text->size() - bytes) : *text;
+}
+
+// Starts argv in the background, detached (its own session), stdout/stderr
+// appended to out_file; the daemon's pid goes to pid_file.
+Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
+             const std::string& pid_file) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Err(errno, "pipe: {}", std::strerror(errno));
+  pid_t child = fork();
+  if (child < 0) return Err(errno, "fork: {}", std::strerror(errno));
+  if (child == 0) {
+    setsid();
+    pid_t grandchild = fork();
+    if (grandchild != 0) _exit(grandchild < 0 ? 1 : 0);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in >= 0) dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      dup2(out, 2);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    std::string pid = std::to_string(getpid());
+    (void)!write(fds[1], pid.data(), pid.size());
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[32] = {0};
+  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (n <= 0) return Err(EIO, "could not start {}", argv[0]);
+  return WriteFileAtomic(pid_file, std::string(buf, static_cast<size_t>(n)) + "\n");
+}
+
+// Starts one daemon unless it runs, waiting for its port file.
+Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
+                                                       const std::string& exe,
+                                                       const std::string& dir,
+                                                       std::vector<std::string> args,
+                                                       const LocalOptions& opt) {
+  std::string base = name == "meta" ? "meta" : "store";
+  std::string pid_file = dir + "/" + base + ".pid";
+  std::string port_file = dir + "/" + base + ".port";
+  std::string exe_path = opt.bin_dir + "/" + exe;
+  if (IsOurs(ReadPid(pid_file), exe)) return ReadPortFile(port_file);
+  if (access(exe_path.c_str(), X_OK) != 0) {
+    return Err(ENOENT, "{} not found (build first, or put it beside stria)", exe_path);
+  }
+  // Reuse the last listen port when it is free, so clients keep working.
+  auto old = ReadPortFile(port_file);
+  std::string listen = "127.0.0.1:0";
+  if (old.count("listen")) listen = old["listen"];
+  for (int attempt = 0; attempt < 2; attempt++) {
+    ::unlink(port_file.c_str());
+    std::vector<std::string> argv = {exe_path, "--listen", listen, "--admin", "127.0.0.1:0",
+                                     "--port-file", port_file, "--log", dir + "/" + base + ".log",
+                                     "--log-level", opt.log_level};
+    argv.insert(argv.end(), args.begin(), args.end());
+    STRIA_RETURN_IF_ERROR(Spawn(argv, dir + "/" + base + ".out", pid_file));
+    int pid = ReadPid(pid_file);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
+    bool died = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (access(port_file.c_str(), F_OK) == 0) return ReadPortFile(port_file);
+      if (!Alive(pid)) {   // (before its exec, the child is not yet named exe)
+        died = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (died && listen != "127.0.0.1:0" && attempt == 0) {
+      listen = "127.0.0.1:0";   // the old port is taken: let the kernel pick
+      continue;
+    }
+    if (!died) ::kill(pid, SIGKILL);
+    return Err(died ? EIO : ETIMEDOUT, "{} {} in {}; last output:\n{}\n{}", name,
+               died ? "exited" : "did not come up within " + std::to_string(opt.timeout_s) + " s",
+               dir, Tail(dir + "/" + base + ".out"), Tail(dir + "/" + base + ".log"));
+  }
+  return Err(EIO, "{} could not start", name);
+}
+
+int CountStores(const std::string& dir) {
+  int n = 0;
+  while (fs::exists(dir + "/store-" + std::to_string(n))) n++;
+  return n;
+}
+
+}  // namespace
+
+std::string SelfDir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : p.parent_path().string();
+}
+
+Result<std::string> LocalUp(const LocalOptions& opt) {
+  if (opt.dir.empty()) return Err(EINVAL, "local up: --dir is required");
+  if (opt.stores < 1 || opt.stores > 64) return Err(EINVAL, "local up: --stores must be 1..64");
+  std::error_code ec;
+  fs::create_directories(opt.dir + "/meta", ec);
+  if (ec) return Err(ec.value(), "local up: cannot create {}: {}", opt.dir, ec.message());
+  std::string dir = fs::absolute(opt.dir).string();
+  STRIA_ASSIGN_OR_RETURN(auto meta, StartDaemon("meta", "stria-meta", dir + "/meta",
+                                                {"--data", dir + "/meta"}, opt));
+  std::string meta_addr = meta["listen"];
+  int stores = std::max(opt.stores, CountStores(dir));
+  for (int i = 0; i < stores; i++) {
+    std::string sdir = dir + "/store-" + std::to_string(i);
+    fs::create_directories(sdir + "/target", ec);
+    if (ec) return Err(ec.value(), "local up: cannot create {}: {}", sdir, ec.message());
+    auto st = StartDaemon("store-" + std::to_string(i), "stria-store", sdir,
+                          {"--meta", meta_addr, "--target", sdir + "/target"}, opt);
+    if (!st.ok()) return st.status();
+  }
+  // Healthy: every target is up in meta's cluster map.
+  ClientOptions copt;
+  copt.meta = meta_addr;
+  copt.timeout = std::chrono::seconds(opt.timeout_s);
+  STRIA_ASSIGN_OR_RETURN(auto client, Client::Connect(copt));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
+  while (true) {
+    auto cs = client->GetClusterStatus();
+    if (cs.ok()) {
+      int up = 0;
+      for (auto& t : cs->targets) up += t.up;
+      if (up >= stores) break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Err(ETIMEDOUT, "local up: targets did not all come up within {} s", opt.timeout_s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return meta_addr;
+}
+
+Result<std::vector<LocalProcess>> LocalStatus(const std::string& dir) {
+  if (!fs::exists(dir)) return Err(ENOENT, "local status: {} does not exist", dir);
+  std::vector<LocalProcess> out;
+  auto add = [&](const std::string& name, const std::string& sub, const std::string& base,
+                 const std::string& exe) {
+    LocalProcess p;
+    p.name = name;
+    p.pid = ReadPid(dir + "/" + sub + "/" + base + ".pid");
+    p.running = IsOurs(p.pid, exe);
+    auto ports = ReadPortFile(dir + "/" + sub + "/" + base + ".port");
+    p.listen = ports["listen"];
+    p.admin = ports["admin"];
+    out.push_back(p);
+  };
+  add("meta", "meta", "meta", "stria-meta");
+  for (int i = 0, n = CountStores(dir); i < n; i++) {
+    add("store-" + std::to_string(i), "store-" + std::to_string(i), "store", "stria-store");
+  }
+  return out;
+}
+
+Status LocalKill(const std::string& dir, const std::string& name, int sig) {
+  bool meta = name == "meta";
+  std::string pid_file = dir + "/" + name + "/" + (meta ? "meta" : "store") + ".pid";
+  int pid = ReadPid(pid_file);
+  if (!IsOurs(pid, meta ? "stria-meta" : "stria-store")) {
+    return Err(ESRCH, "{} of {} is not running", name, dir);
+  }
+  ::kill(pid, sig);
+  for (int i = 0; i < 1000 && IsOurs(pid, meta ? "stria-meta" : "stria-store"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Status::Ok();
+}
+
+Status LocalDown(const std::string& dir) {
+  STRIA_ASSIGN_OR_RETURN(auto procs, LocalStatus(dir));
+  // Stores first, so that they do not log meta's departure as an error.
+  std::vector<std::pair<std::string, int>> running;
+  for (auto it = procs.rbegin(); it != procs.rend(); ++it) {
+    if (it->running) {
+      ::kill(it->pid, SIGTERM);
+      running.push_back({it->name, it->pid});
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (auto& [name, pid] : running) {
+    std::string exe = name == "meta" ? "stria-meta" : "stria-store";
+    while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (IsOurs(pid, exe)) ::kill(pid, SIGKILL);
+  }
+  for (auto& p : procs) {
+    std::string sub = p.name;
+    ::unlink((dir + "/" + sub + "/" + (p.name == "meta" ? "meta" : "store") + ".pid").c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace stria::cli

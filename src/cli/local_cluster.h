@@ -1,0 +1,49 @@
+// A whole Stria cluster on this machine (`stria local up|status|down`):
+// one stria-meta and N stria-store processes, each in the background with
+// its data, log, pid and port files under one directory:
+//
+//   DIR/meta/      db/  meta.log  meta.out  meta.pid  meta.port
+//   DIR/store-K/   target/  store.log  store.out  store.pid  store.port
+//
+// Ports are picked by the kernel on first start (so clusters can run side by
+// side) and reused on later starts when still free. Only processes this
+// module started (by pid file, checked against /proc) are ever signalled.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stria::cli {
+
+struct LocalOptions {
+  std::string dir;
+  int stores = 3;
+  std::string bin_dir;        // where stria-meta and stria-store are
+  int timeout_s = 30;         // for each daemon to come up
+  std::string log_level = "info";
+};
+
+struct LocalProcess {
+  std::string name;           // "meta", "store-0", ...
+  int pid = 0;                // 0: no pid file
+  bool running = false;
+  std::string listen;         // from the port file
+  std::string admin;
+};
+
+// Starts whatever is not running and waits until meta is serving and every
+// store's target is up. Returns meta's HOST:PORT.
+Result<std::string> LocalUp(const LocalOptions& opt);
+// Stops every process started under dir (TERM, then KILL after 10 s).
+Status LocalDown(const std::string& dir);
+Result<std::vector<LocalProcess>> LocalStatus(const std::string& dir);
+
+// Kills one daemon of the cluster with a signal (for tests): "meta" or "store-K".
+Status LocalKill(const std::string& dir, const std::string& name, int sig);
+
+// The directory holding this executable (to find the daemons beside it).
+std::string SelfDir();
+
+}  // namespace stria::cli

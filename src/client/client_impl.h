@@ -1,0 +1,120 @@
+// Internals of libstria's Client (include/stria/client.h).
+//
+// Locking: mu_ guards the fd table and the cluster map; each OpenFile has its
+// own mutex for its buffers and position. Lock order: OpenFile::mu, then
+// Impl::mu. No lock is held while waiting on the network except an
+// OpenFile's (so one file's calls are serialized, other files go on).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "common/rpc.h"
+#include "proto/stria.pb.h"
+#include "stria/client.h"
+
+namespace stria {
+
+namespace client {
+
+struct OpenFile {
+  std::mutex mu;
+  std::string path;                // for error messages
+  uint64_t ino = 0;
+  int flags = 0;
+  proto::FileType type = proto::FT_NONE;
+  proto::Layout layout;
+  uint64_t size = 0;               // meta's size at open, grown by our writes
+  uint64_t pos = 0;
+  // Write-back buffer: one contiguous dirty extent not yet sent.
+  uint64_t wb_offset = 0;
+  std::string wb;
+  // Written (sent) but not yet made durable and committed to meta.
+  bool uncommitted = false;
+  uint64_t written_end = 0;        // largest end offset written by this handle
+  std::set<uint32_t> touched;      // stripe objects written since the last fsync
+  // Read cache: one extent read ahead of the reader.
+  uint64_t rc_offset = 0;
+  std::string rc;
+  uint64_t last_read_end = UINT64_MAX;
+};
+
+}  // namespace client
+
+struct Client::Impl {
+  ClientOptions opt;
+  proto::Cred cred;
+  rpc::IoThread io;
+  std::shared_ptr<rpc::Channel> meta;
+  uint64_t session = 0;
+  uint64_t root = 1;
+  uint32_t heartbeat_ms = 2000;
+  std::atomic<uint64_t> next_seq{1};
+
+  std::mutex mu;
+  std::map<int, std::shared_ptr<client::OpenFile>> files;   // GUARDED_BY(mu)
+  int next_fd = 3;                                          // GUARDED_BY(mu)
+  std::unordered_map<uint32_t, proto::TargetInfo> targets;  // GUARDED_BY(mu)
+  std::unordered_map<std::string, std::shared_ptr<rpc::Channel>> stores;  // GUARDED_BY(mu)
+  uint64_t map_version = 0;                                 // GUARDED_BY(mu)
+  int64_t map_fetched_ms = 0;                               // GUARDED_BY(mu)
+  proto::GetClusterMapReply last_map;                       // GUARDED_BY(mu)
+
+  std::thread heartbeat;
+  std::mutex hb_mu;
+  std::condition_variable hb_cv;
+  bool stopping = false;
+
+  // ---- connection.cc ----
+  Status OpenSession();
+  void HeartbeatLoop();
+  std::vector<uint64_t> OpenInodes();
+  proto::MutationId NextMid();
+  // Calls meta, retrying lost connections and timeouts until the deadline
+  // (mutations carry a MutationId, so a retry is applied once).
+  template <typename Reply>
+  Result<Reply> MetaCall(proto::MsgType type, const google::protobuf::MessageLite& req);
+  rpc::CallResult MetaCallRaw(proto::MsgType type, const std::string& msg);
+  Status RefreshMap(bool force);
+  // The channel of the store serving target, or ENXIO/EHOSTDOWN.
+  Result<std::shared_ptr<rpc::Channel>> StoreFor(uint32_t target);
+
+  // ---- file_io.cc: stripe I/O, all objects in parallel ----
+  Status WriteStripes(client::OpenFile& f, uint64_t offset, std::shared_ptr<const std::string> data,
+                      size_t data_off, size_t len);
+  Status ReadStripes(client::OpenFile& f, uint64_t offset, char* out, size_t len);
+  Status FlushLocked(client::OpenFile& f);
+  Status SyncLocked(client::OpenFile& f);
+  Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);
+  Result<std::shared_ptr<client::OpenFile>> GetFile(int fd);
+
+  // ---- namespace helpers ----
+  Result<proto::ResolveReply> Resolve(const std::string& path, bool follow_last);
+  // Splits "/a/b/c" into the parent's ino and "c". EINVAL for "/".
+  Result<std::pair<uint64_t, std::string>> ResolveParent(const std::string& path);
+  Status SetAttr(const std::string& path, proto::SetAttrRequest req, bool follow = true);
+};
+
+FileAttr ToFileAttr(const proto::Attr& a);
+Layout ToLayout(const proto::Layout& l);
+
+template <typename Reply>
+Result<Reply> Client::Impl::MetaCall(proto::MsgType type, const google::protobuf::MessageLite& req) {
+  rpc::CallResult r = MetaCallRaw(type, req.SerializeAsString());
+  if (!r.status.ok()) return r.status;
+  Reply reply;
+  if (!reply.ParseFromString(r.message)) {
+    return Err(EBADMSG, "reply to {} from meta {} does not parse",
+               proto::MsgType_Name(type), opt.meta);
+  }
+  return reply;
+}
+
+}  // namespace stria

@@ -1,0 +1,467 @@
+// libstria: open files — striped parallel I/O to the stores, write-back
+// buffering, read-ahead, fsync/close durability and truncation.
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "client/client_impl.h"
+#include "client/striping.h"
+#include "common/util.h"
+
+namespace stria {
+
+using client::Chunk;
+using client::OpenFile;
+using rpc::Clock;
+using rpc::Millis;
+
+namespace {
+
+// One request to a store, retried as a unit.
+struct StoreOp {
+  uint32_t target = 0;
+  proto::MsgType type = proto::MSG_NONE;
+  std::string message;
+  rpc::Payload payload;
+  std::span<char> into;
+  rpc::CallResult result;
+  bool done = false;
+};
+
+int AccMode(int flags) { return flags & O_ACCMODE; }
+bool CanWrite(int flags) { return AccMode(flags) == O_WRONLY || AccMode(flags) == O_RDWR; }
+bool CanRead(int flags) { return AccMode(flags) == O_RDONLY || AccMode(flags) == O_RDWR; }
+
+}  // namespace
+
+namespace {
+
+// Runs all ops in parallel; retries the ones that failed with a retryable
+// error (a store restarting, a lost connection) until the deadline.
+Status RunStoreOps(Client::Impl& impl, std::vector<StoreOp>& ops, const std::string& what) {
+  auto deadline = Clock::now() + impl.opt.timeout;
+  Millis backoff(20);
+  while (true) {
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < ops.size(); i++) {
+      if (!ops[i].done) todo.push_back(i);
+    }
+    if (todo.empty()) return Status::Ok();
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = todo.size();
+    auto remaining = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+    if (remaining.count() < 1) remaining = Millis(1);
+    for (size_t i : todo) {
+      StoreOp& op = ops[i];
+      auto ch = impl.StoreFor(op.target);
+      if (!ch.ok()) {
+        op.result = rpc::CallResult();
+        op.result.status = ch.status();
+        std::lock_guard lk(mu);
+        left--;
+        continue;
+      }
+      rpc::CallOptions co;
+      co.timeout = remaining;
+      co.into = op.into;
+      (*ch)->Call(op.type, op.message, op.payload, co, [&, i](rpc::CallResult&& r) {
+        ops[i].result = std::move(r);
+        std::lock_guard lk(mu);
+        if (--left == 0) cv.notify_all();
+      });
+    }
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return left == 0; });
+    }
+    Status first_error;
+    for (size_t i : todo) {
+      StoreOp& op = ops[i];
+      if (op.result.status.ok()) {
+        op.done = true;
+        continue;
+      }
+      const Status& st = op.result.status;
+      bool retry = st.retryable() || st.code() == ENXIO;
+      if (!retry || Clock::now() + backoff >= deadline) {
+        std::string addr;
+        {
+          std::lock_guard lk(impl.mu);
+          auto it = impl.targets.find(op.target);
+          if (it != impl.targets.end()) addr = it->second.address();
+        }
+        return Status(st.code(), fmt::format("{}: target {}{}: {}", what, op.target,
+                                             addr.empty() ? "" : " at " + addr, st.message()));
+      }
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, Millis(500));
+    (void)impl.RefreshMap(true);   // the store may have moved; errors show on the retry
+  }
+}
+
+}  // namespace
+
+Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
+                                  std::shared_ptr<const std::string> data, size_t data_off,
+                                  size_t len) {
+  const auto& l = f.layout;
+  if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
+    return Err(EIO, "write {}: file has no valid layout", f.path);
+  }
+  std::vector<StoreOp> ops;
+  for (const Chunk& c : client::SplitRange(l.stripe_size(), l.stripe_count(), offset, len)) {
+    StoreOp op;
+    op.target = l.targets(c.object);
+    op.type = proto::OBJ_WRITE;
+    proto::ObjWriteRequest req;
+    req.set_target(op.target);
+    req.set_ino(l.object_id());
+    req.set_index(c.object);
+    req.set_offset(c.object_offset);
+    op.message = req.SerializeAsString();
+    op.payload = rpc::Payload(data, data_off + (c.file_offset - offset), c.length);
+    ops.push_back(std::move(op));
+    f.touched.insert(c.object);
+  }
+  STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "write " + f.path));
+  f.uncommitted = true;
+  f.written_end = std::max(f.written_end, offset + len);
+  return Status::Ok();
+}
+
+Status Client::Impl::ReadStripes(OpenFile& f, uint64_t offset, char* out, size_t len) {
+  const auto& l = f.layout;
+  if (len == 0) return Status::Ok();
+  if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
+    return Err(EIO, "read {}: file has no valid layout", f.path);
+  }
+  std::vector<StoreOp> ops;
+  auto chunks = client::SplitRange(l.stripe_size(), l.stripe_count(), offset, len);
+  for (const Chunk& c : chunks) {
+    StoreOp op;
+    op.target = l.targets(c.object);
+    op.type = proto::OBJ_READ;
+    proto::ObjReadRequest req;
+    req.set_target(op.target);
+    req.set_ino(l.object_id());
+    req.set_index(c.object);
+    req.set_offset(c.object_offset);
+    req.set_length(static_cast<uint32_t>(c.length));
+    op.message = req.SerializeAsString();
+    op.into = std::span<char>(out + (c.file_offset - offset), c.length);
+    ops.push_back(std::move(op));
+  }
+  STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "read " + f.path));
+  for (size_t i = 0; i < ops.size(); i++) {
+    // Short reads are holes or the object's end inside the file: zeros.
+    size_t got = std::min<size_t>(ops[i].result.payload_len, chunks[i].length);
+    char* dst = out + (chunks[i].file_offset - offset);
+    if (!ops[i].result.payload.empty()) std::memcpy(dst, ops[i].result.payload.data(), got);
+    std::memset(dst + got, 0, chunks[i].length - got);
+  }
+  return Status::Ok();
+}
+
+Status Client::Impl::FlushLocked(OpenFile& f) {
+  if (f.wb.empty()) return Status::Ok();
+  auto data = std::make_shared<const std::string>(std::move(f.wb));
+  f.wb = std::string();
+  return WriteStripes(f, f.wb_offset, data, 0, data->size());
+}
+
+Status Client::Impl::SyncLocked(OpenFile& f) {
+  STRIA_RETURN_IF_ERROR(FlushLocked(f));
+  if (!f.touched.empty()) {
+    std::map<uint32_t, proto::ObjFsyncRequest> per_target;
+    for (uint32_t obj : f.touched) {
+      uint32_t target = f.layout.targets(obj);
+      auto& req = per_target[target];
+      req.set_target(target);
+      req.set_ino(f.layout.object_id());
+      req.add_indexes(obj);
+    }
+    std::vector<StoreOp> ops;
+    for (auto& [target, req] : per_target) {
+      StoreOp op;
+      op.target = target;
+      op.type = proto::OBJ_FSYNC;
+      op.message = req.SerializeAsString();
+      ops.push_back(std::move(op));
+    }
+    STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "fsync " + f.path));
+    f.touched.clear();
+  }
+  if (f.uncommitted) {
+    proto::CommitWriteRequest req;
+    *req.mutable_cred() = cred;
+    req.set_ino(f.ino);
+    req.set_min_size(f.written_end);
+    req.set_mtime_ns(NowNs());
+    auto r = MetaCall<proto::CommitWriteReply>(proto::COMMIT_WRITE, req);
+    if (!r.ok()) return r.status().Prefixed("commit " + f.path);
+    f.size = std::max(f.size, r->attr().size());
+    f.uncommitted = false;
+  }
+  return Status::Ok();
+}
+
+Status Client::Impl::TruncateObjects(const std::string& path, const proto::Layout& l,
+                                     uint64_t size) {
+  std::vector<StoreOp> ops;
+  for (uint32_t i = 0; i < l.stripe_count() && i < static_cast<uint32_t>(l.targets_size()); i++) {
+    proto::ObjTruncateRequest req;
+    req.set_target(l.targets(i));
+    req.set_ino(l.object_id());
+    req.set_index(i);
+    req.set_length(client::ObjectLength(l.stripe_size(), l.stripe_count(), i, size));
+    StoreOp op;
+    op.target = l.targets(i);
+    op.type = proto::OBJ_TRUNCATE;
+    op.message = req.SerializeAsString();
+    ops.push_back(std::move(op));
+  }
+  return RunStoreOps(*this, ops, "truncate " + path);
+}
+
+Result<std::shared_ptr<OpenFile>> Client::Impl::GetFile(int fd) {
+  std::lock_guard lk(mu);
+  auto it = files.find(fd);
+  if (it == files.end()) return Err(EBADF, "fd {} is not open", fd);
+  return it->second;
+}
+
+// ------------------------------------------------------------------ API --
+
+Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
+  auto f = std::make_shared<OpenFile>();
+  f->path = path;
+  f->flags = flags;
+  proto::Attr attr;
+  if (flags & O_CREAT) {
+    STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
+    proto::CreateRequest req;
+    *req.mutable_cred() = impl_->cred;
+    *req.mutable_mid() = impl_->NextMid();
+    req.set_parent(pn.first);
+    req.set_name(pn.second);
+    req.set_mode(mode & 07777);
+    req.set_type(proto::FT_REG);
+    req.set_exclusive(flags & O_EXCL);
+    req.set_open(true);
+    req.set_truncate(flags & O_TRUNC);
+    req.set_session(impl_->session);
+    auto r = impl_->MetaCall<proto::CreateReply>(proto::CREATE, req);
+    if (!r.ok()) return r.status().Prefixed("open " + path);
+    attr = r->attr();
+    f->layout = r->layout();
+  } else {
+    STRIA_ASSIGN_OR_RETURN(auto res, impl_->Resolve(path, true));
+    proto::OpenRequest req;
+    *req.mutable_cred() = impl_->cred;
+    req.set_session(impl_->session);
+    req.set_ino(res.attr().ino());
+    req.set_flags(static_cast<uint32_t>(flags));
+    *req.mutable_mid() = impl_->NextMid();
+    auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
+    if (!r.ok()) return r.status().Prefixed("open " + path);
+    attr = r->attr();
+    f->layout = r->layout();
+  }
+  f->ino = attr.ino();
+  f->type = attr.type();
+  f->size = attr.size();
+  if (f->type == proto::FT_DIR && CanWrite(flags)) {
+    return Err(EISDIR, "open {}: is a directory", path);
+  }
+  std::lock_guard lk(impl_->mu);
+  int fd = impl_->next_fd++;
+  impl_->files[fd] = f;
+  return fd;
+}
+
+Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  if (!CanWrite(f->flags)) return Err(EBADF, "write {}: not open for writing", f->path);
+  if (f->type != proto::FT_REG) return Err(EISDIR, "write {}: not a regular file", f->path);
+  if (n == 0) return size_t(0);
+  if (offset + n < offset || offset + n > (1ull << 60)) {
+    return Err(EFBIG, "write {}: offset {} + {} bytes is too large", f->path, offset, n);
+  }
+  f->rc.clear();   // the read cache may hold what we overwrite
+  const char* p = static_cast<const char*>(buf);
+  uint64_t limit = impl_->opt.write_buffer;
+  bool appends = !f->wb.empty() && offset == f->wb_offset + f->wb.size() &&
+                 f->wb.size() + n <= limit;
+  if (!appends) STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));
+  if (n >= limit) {
+    // Large writes go straight out, in buffer-sized parallel batches.
+    for (size_t done = 0; done < n;) {
+      size_t part = std::min<size_t>(n - done, limit);
+      auto data = std::make_shared<const std::string>(p + done, part);
+      STRIA_RETURN_IF_ERROR(impl_->WriteStripes(*f, offset + done, data, 0, part));
+      done += part;
+    }
+  } else {
+    if (f->wb.empty()) {
+      f->wb_offset = offset;
+      f->wb.reserve(limit);
+    }
+    f->wb.append(p, n);
+  }
+  f->size = std::max(f->size, offset + n);
+  return n;
+}
+
+Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  uint64_t off;
+  {
+    std::lock_guard lk(f->mu);
+    off = (f->flags & O_APPEND) ? f->size : f->pos;
+  }
+  STRIA_ASSIGN_OR_RETURN(size_t done, Pwrite(fd, buf, n, off));
+  std::lock_guard lk(f->mu);
+  f->pos = off + done;
+  return done;
+}
+
+Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  if (!CanRead(f->flags)) return Err(EBADF, "read {}: not open for reading", f->path);
+  if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", f->path);
+  STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes
+  if (offset >= f->size || n == 0) return size_t(0);
+  n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
+  char* out = static_cast<char*>(buf);
+  // Served from the read-ahead extent when it holds the whole range.
+  if (offset >= f->rc_offset && offset + n <= f->rc_offset + f->rc.size()) {
+    std::memcpy(out, f->rc.data() + (offset - f->rc_offset), n);
+    f->last_read_end = offset + n;
+    return n;
+  }
+  bool sequential = offset == f->last_read_end || offset == 0;
+  uint64_t row = f->layout.stripe_size() * std::max<uint32_t>(1, f->layout.stripe_count());
+  uint64_t window = std::max<uint64_t>(impl_->opt.readahead, row);
+  if (sequential && n < window) {
+    uint64_t len = std::min<uint64_t>(window, f->size - offset);
+    f->rc.resize(len);
+    f->rc_offset = offset;
+    Status st = impl_->ReadStripes(*f, offset, f->rc.data(), len);
+    if (!st.ok()) {
+      f->rc.clear();
+      return st;
+    }
+    std::memcpy(out, f->rc.data(), n);
+  } else {
+    STRIA_RETURN_IF_ERROR(impl_->ReadStripes(*f, offset, out, n));
+  }
+  f->last_read_end = offset + n;
+  return n;
+}
+
+Result<size_t> Client::Read(int fd, void* buf, size_t n) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  uint64_t off;
+  {
+    std::lock_guard lk(f->mu);
+    off = f->pos;
+  }
+  STRIA_ASSIGN_OR_RETURN(size_t got, Pread(fd, buf, n, off));
+  std::lock_guard lk(f->mu);
+  f->pos = off + got;
+  return got;
+}
+
+Result<uint64_t> Client::Seek(int fd, int64_t offset, int whence) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? int64_t(f->pos)
+                 : whence == SEEK_END ? int64_t(f->size) : -1;
+  if (base < 0 || base + offset < 0) return Err(EINVAL, "seek {}: bad offset or whence", f->path);
+  f->pos = static_cast<uint64_t>(base + offset);
+  return f->pos;
+}
+
+Status Client::Fsync(int fd) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  return impl_->SyncLocked(*f);
+}
+
+Status Client::Ftruncate(int fd, uint64_t size) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  if (!CanWrite(f->flags)) return Err(EINVAL, "truncate {}: not open for writing", f->path);
+  if (f->type != proto::FT_REG) return Err(EISDIR, "truncate {}: not a regular file", f->path);
+  STRIA_RETURN_IF_ERROR(impl_->SyncLocked(*f));
+  f->rc.clear();
+  // Meta's view of the size decides whether objects must shrink.
+  proto::GetAttrRequest ga;
+  *ga.mutable_cred() = impl_->cred;
+  ga.set_ino(f->ino);
+  auto cur = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, ga);
+  if (!cur.ok()) return cur.status().Prefixed("truncate " + f->path);
+  if (size > 0 && size < cur->attr().size()) {
+    STRIA_RETURN_IF_ERROR(impl_->TruncateObjects(f->path, f->layout, size));
+  }
+  proto::SetAttrRequest req;
+  *req.mutable_cred() = impl_->cred;
+  *req.mutable_mid() = impl_->NextMid();
+  req.set_ino(f->ino);
+  req.set_mask(proto::SA_SIZE);
+  req.set_size(size);
+  auto r = impl_->MetaCall<proto::SetAttrReply>(proto::SET_ATTR, req);
+  if (!r.ok()) return r.status().Prefixed("truncate " + f->path);
+  if (size == 0) {
+    // Meta gave the file fresh objects; the old ones are freed in the background.
+    proto::GetLayoutRequest gl;
+    *gl.mutable_cred() = impl_->cred;
+    gl.set_ino(f->ino);
+    auto l = impl_->MetaCall<proto::GetLayoutReply>(proto::GET_LAYOUT, gl);
+    if (!l.ok()) return l.status().Prefixed("truncate " + f->path);
+    f->layout = l->layout();
+  }
+  f->size = size;
+  f->written_end = std::min(f->written_end, size);
+  return Status::Ok();
+}
+
+Result<FileAttr> Client::Fstat(int fd) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  std::lock_guard lk(f->mu);
+  proto::GetAttrRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_ino(f->ino);
+  auto r = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, req);
+  if (!r.ok()) return r.status().Prefixed("fstat " + f->path);
+  FileAttr a = ToFileAttr(r->attr());
+  a.size = std::max(a.size, f->size);
+  return a;
+}
+
+Status Client::Close(int fd) {
+  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  Status st;
+  {
+    std::lock_guard lk(f->mu);
+    if (CanWrite(f->flags)) st = impl_->SyncLocked(*f);
+  }
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->files.erase(fd);
+  }
+  proto::CloseRequest req;
+  req.set_session(impl_->session);
+  req.set_ino(f->ino);
+  Status cl = impl_->MetaCall<proto::CloseReply>(proto::CLOSE, req).status();
+  if (!st.ok()) return st;
+  return cl.Prefixed("close " + f->path);
+}
+
+}  // namespace stria

@@ -1,0 +1,464 @@
+#include "meta/meta_service.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <future>
+#include <random>
+
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include "common/util.h"
+#include "meta/kv_schema.h"
+
+namespace stria::meta {
+
+// ---------------------------------------------------------------- Txn --
+
+Result<std::optional<std::string>> Txn::Get(const std::string& key) {
+  auto it = writes_.find(key);
+  if (it != writes_.end()) return it->second;
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return Err(EIO, "metadata store read failed: {}", s.ToString());
+  return std::optional<std::string>(std::move(value));
+}
+
+void Txn::Put(const std::string& key, std::string value) { writes_[key] = std::move(value); }
+void Txn::Delete(const std::string& key) { writes_[key] = std::nullopt; }
+
+rocksdb::WriteBatch Txn::Batch() const {
+  rocksdb::WriteBatch b;
+  for (const auto& [k, v] : writes_) {
+    if (v) b.Put(k, *v);
+    else b.Delete(k);
+  }
+  return b;
+}
+
+// ------------------------------------------------------------ service --
+
+Result<std::unique_ptr<MetaService>> MetaService::Open(const MetaOptions& opt) {
+  std::unique_ptr<MetaService> s(new MetaService());
+  s->opt_ = opt;
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.IncreaseParallelism(2);
+  rocksdb::DB* db = nullptr;
+  auto st = rocksdb::DB::Open(o, opt.data_dir + "/db", &db);
+  if (!st.ok()) return Err(EIO, "open metadata store {}/db: {}", opt.data_dir, st.ToString());
+  s->db_.reset(db);
+  auto& reg = metrics::Registry::Default();
+  s->syncs_ = &reg.GetCounter("stria_meta_wal_syncs_total", "WAL syncs (one per group commit)");
+  s->mutations_ = &reg.GetCounter("stria_meta_mutations_total", "Mutations made durable");
+  STRIA_RETURN_IF_ERROR(s->Init());
+  s->thread_ = std::thread([p = s.get()] { p->Loop(); });
+  return s;
+}
+
+MetaService::~MetaService() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (db_) (void)db_->SyncWAL();   // best effort; every reply already waited for its sync
+}
+
+Status MetaService::Init() {
+  started_ms = MonoMs();
+  Txn t(db_.get());
+  STRIA_ASSIGN_OR_RETURN(auto root, t.Get(keys::Inode(1)));
+  if (!root) {
+    InodeRecord r;
+    auto* a = r.mutable_attr();
+    a->set_ino(1);
+    a->set_type(proto::FT_DIR);
+    a->set_mode(0755);
+    a->set_nlink(2);
+    int64_t now = NowNs();
+    a->set_atime_ns(now);
+    a->set_mtime_ns(now);
+    a->set_ctime_ns(now);
+    r.set_parent(1);
+    r.set_next_cookie(1);
+    PutInode(t, r);
+    auto b = t.Batch();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db_->Write(wo, &b);
+    if (!s.ok()) return Err(EIO, "create root: {}", s.ToString());
+  }
+  // The cluster map is small: keep it in memory; everything starts DOWN.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
+    proto::StoreInfo s;
+    if (s.ParseFromString(it->value().ToString())) {
+      s.set_state(proto::TS_DOWN);
+      stores[s.id()] = s;
+    }
+  }
+  for (it->Seek("T"); it->Valid() && it->key().starts_with("T"); it->Next()) {
+    TargetRecord r;
+    if (r.ParseFromString(it->value().ToString())) {
+      r.mutable_info()->set_state(proto::TS_DOWN);
+      targets[r.info().id()] = r;
+    }
+  }
+  for (it->Seek("I"); it->Valid() && it->key().starts_with("I"); it->Next()) inode_count++;
+  if (!it->status().ok()) return Err(EIO, "scan metadata store: {}", it->status().ToString());
+  return Status::Ok();
+}
+
+void MetaService::Submit(uint16_t type, std::string message, std::function<void(OpResult)> done) {
+  {
+    std::lock_guard lk(mu_);
+    jobs_.push_back({type, std::move(message), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+OpResult MetaService::Execute(uint16_t type, const std::string& message) {
+  std::promise<OpResult> p;
+  auto f = p.get_future();
+  Submit(type, message, [&p](OpResult r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+void MetaService::Loop() {
+  while (true) {
+    std::deque<Job> batch;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || !jobs_.empty(); });
+      if (stop_ && jobs_.empty()) return;
+      batch.swap(jobs_);
+    }
+    if (MonoMs() - last_housekeeping_ms_ >= 200) {
+      Housekeeping();
+      last_housekeeping_ms_ = MonoMs();
+    }
+    // Group commit: run everything that queued up, sync the WAL once, then
+    // release the replies of the mutations.
+    std::vector<std::pair<std::function<void(OpResult)>, OpResult>> waiting;
+    for (auto& job : batch) {
+      bool wrote = false;
+      OpResult r = Run(job.type, job.message, &wrote);
+      if (wrote) waiting.emplace_back(std::move(job.done), std::move(r));
+      else job.done(std::move(r));
+    }
+    if (waiting.empty()) continue;
+    auto s = db_->SyncWAL();
+    syncs_->Inc();
+    mutations_->Inc(waiting.size());
+    for (auto& [done, r] : waiting) {
+      if (!s.ok()) r = OpResult{Err(EIO, "metadata WAL sync failed: {}", s.ToString()), ""};
+      done(std::move(r));
+    }
+  }
+}
+
+namespace {
+
+using OpFn = Result<std::string> (*)(Ctx&, Txn&, const std::string&);
+
+struct OpInfo {
+  OpFn fn;
+  const char* name;
+  bool mutation;   // carries a MutationId and is deduplicated
+};
+
+const std::map<uint16_t, OpInfo>& Ops() {
+  static const std::map<uint16_t, OpInfo> kOps = {
+      {proto::SESSION_OPEN, {OpSessionOpen, "session open", false}},
+      {proto::SESSION_HEARTBEAT, {OpSessionHeartbeat, "session heartbeat", false}},
+      {proto::LOOKUP, {OpLookup, "lookup", false}},
+      {proto::RESOLVE, {OpResolve, "resolve", false}},
+      {proto::GET_ATTR, {OpGetAttr, "getattr", false}},
+      {proto::SET_ATTR, {OpSetAttr, "setattr", true}},
+      {proto::CREATE, {OpCreate, "create", true}},
+      {proto::MKDIR, {OpMkdir, "mkdir", true}},
+      {proto::SYMLINK, {OpSymlink, "symlink", true}},
+      {proto::LINK, {OpLink, "link", true}},
+      {proto::UNLINK, {OpUnlink, "unlink", true}},
+      {proto::RMDIR, {OpRmdir, "rmdir", true}},
+      {proto::RENAME, {OpRename, "rename", true}},
+      {proto::READ_DIR, {OpReadDir, "readdir", false}},
+      {proto::READLINK, {OpReadlink, "readlink", false}},
+      {proto::OPEN, {OpOpen, "open", true}},
+      {proto::CLOSE, {OpClose, "close", false}},
+      {proto::COMMIT_WRITE, {OpCommitWrite, "commit write", false}},
+      {proto::SET_XATTR, {OpSetXattr, "setxattr", true}},
+      {proto::GET_XATTR, {OpGetXattr, "getxattr", false}},
+      {proto::LIST_XATTR, {OpListXattr, "listxattr", false}},
+      {proto::REMOVE_XATTR, {OpRemoveXattr, "removexattr", true}},
+      {proto::GET_LAYOUT, {OpGetLayout, "getlayout", false}},
+      {proto::SET_LAYOUT, {OpSetLayout, "setlayout", true}},
+      {proto::GET_CLUSTER_MAP, {OpGetClusterMap, "cluster map", false}},
+      {proto::STAT_FS, {OpStatFs, "statfs", false}},
+      {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
+      {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
+  };
+  return kOps;
+}
+
+}  // namespace
+
+OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote) {
+  *wrote = false;
+  auto it = Ops().find(type);
+  if (it == Ops().end()) return {Err(ENOSYS, "meta does not serve request type {}", type), ""};
+  const OpInfo& op = it->second;
+  Txn t(db_.get());
+  // A retried mutation gets the outcome recorded the first time.
+  proto::MutationId mid;
+  if (op.mutation) {
+    if (type == proto::OPEN) {
+      OpenMidProbe p;
+      if (p.ParseFromString(message)) mid = p.mid();
+    } else {
+      MidProbe p;
+      if (p.ParseFromString(message)) mid = p.mid();
+    }
+    if (mid.session() && mid.seq()) {
+      auto prev = t.Get(keys::Dedup(mid.session(), mid.seq()));
+      if (!prev.ok()) return {prev.status(), ""};
+      if (prev->has_value()) {
+        DedupRecord d;
+        d.ParseFromString(**prev);
+        if (d.errno_code()) return {Status(d.errno_code(), d.message()), ""};
+        return {Status::Ok(), d.reply()};
+      }
+    }
+  }
+  auto r = op.fn(*this, t, message);
+  OpResult out;
+  if (r.ok()) out.reply = std::move(r).value();
+  else out.status = r.status();
+  if (op.mutation && mid.session() && mid.seq()) {
+    DedupRecord d;
+    d.set_errno_code(out.status.code());
+    d.set_message(out.status.message());
+    d.set_reply(out.reply);
+    d.set_time_ms(NowNs() / 1000000);
+    t.Put(keys::Dedup(mid.session(), mid.seq()), d.SerializeAsString());
+  }
+  if (!t.empty()) {
+    auto b = t.Batch();
+    auto s = db_->Write(rocksdb::WriteOptions(), &b);
+    if (!s.ok()) return {Err(EIO, "metadata write failed: {}", s.ToString()), ""};
+    *wrote = true;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------ helpers --
+
+Result<InodeRecord> MetaService::GetInode(Txn& t, uint64_t ino) {
+  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::Inode(ino)));
+  if (!v) return Err(ENOENT, "inode {} does not exist", ino);
+  InodeRecord r;
+  if (!r.ParseFromString(*v)) return Err(EIO, "inode {} record is damaged", ino);
+  return r;
+}
+
+void MetaService::PutInode(Txn& t, const InodeRecord& rec) {
+  t.Put(keys::Inode(rec.attr().ino()), rec.SerializeAsString());
+}
+
+Result<std::optional<EntryRecord>> MetaService::GetEntry(Txn& t, uint64_t parent,
+                                                         const std::string& name) {
+  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::Entry(parent, name)));
+  if (!v) return std::optional<EntryRecord>();
+  EntryRecord e;
+  if (!e.ParseFromString(*v)) return Err(EIO, "entry {}/{} is damaged", parent, name);
+  return std::optional<EntryRecord>(e);
+}
+
+Result<uint64_t> MetaService::NextCounter(Txn& t, const std::string& name, uint64_t first) {
+  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::Counter(name)));
+  uint64_t next = v && v->size() == 8 ? keys::GetBE(*v, 0) : first;
+  std::string enc;
+  keys::PutBE(enc, next + 1);
+  t.Put(keys::Counter(name), enc);
+  return next;
+}
+
+Status MetaService::AddEntry(Txn& t, InodeRecord& parent, const std::string& name, uint64_t ino,
+                             proto::FileType type) {
+  uint64_t dir = parent.attr().ino();
+  uint64_t cookie = std::max<uint64_t>(parent.next_cookie(), 1);
+  parent.set_next_cookie(cookie + 1);
+  EntryRecord e;
+  e.set_ino(ino);
+  e.set_type(type);
+  e.set_cookie(cookie);
+  t.Put(keys::Entry(dir, name), e.SerializeAsString());
+  t.Put(keys::Cookie(dir, cookie), name);
+  int64_t now = NowNs();
+  parent.mutable_attr()->set_mtime_ns(now);
+  parent.mutable_attr()->set_ctime_ns(now);
+  if (type == proto::FT_DIR) parent.mutable_attr()->set_nlink(parent.attr().nlink() + 1);
+  PutInode(t, parent);
+  return Status::Ok();
+}
+
+Status MetaService::RemoveEntry(Txn& t, uint64_t parent, const std::string& name,
+                                const EntryRecord& e) {
+  t.Delete(keys::Entry(parent, name));
+  t.Delete(keys::Cookie(parent, e.cookie()));
+  STRIA_ASSIGN_OR_RETURN(auto p, GetInode(t, parent));
+  int64_t now = NowNs();
+  p.mutable_attr()->set_mtime_ns(now);
+  p.mutable_attr()->set_ctime_ns(now);
+  if (e.type() == proto::FT_DIR) p.mutable_attr()->set_nlink(p.attr().nlink() - 1);
+  PutInode(t, p);
+  return Status::Ok();
+}
+
+bool MetaService::IsOpen(uint64_t ino) const {
+  for (const auto& [id, s] : sessions) {
+    if (s.opens.count(ino)) return true;
+  }
+  return false;
+}
+
+Status MetaService::DropLink(Txn& t, InodeRecord& rec) {
+  auto* a = rec.mutable_attr();
+  bool dir = a->type() == proto::FT_DIR;
+  a->set_nlink(dir ? 0 : (a->nlink() > 0 ? a->nlink() - 1 : 0));
+  a->set_ctime_ns(NowNs());
+  if (a->nlink() > 0) {
+    PutInode(t, rec);
+    return Status::Ok();
+  }
+  if (IsOpen(a->ino())) {
+    PutInode(t, rec);
+    t.Put(keys::Orphan(a->ino()), "");
+    return Status::Ok();
+  }
+  return DeleteInode(t, rec);
+}
+
+Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {
+  uint64_t ino = rec.attr().ino();
+  t.Delete(keys::Inode(ino));
+  t.Delete(keys::Orphan(ino));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  std::string prefix = keys::XattrPrefix(ino);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    t.Delete(it->key().ToString());
+  }
+  if (inode_count) inode_count--;
+  if (rec.attr().type() == proto::FT_REG) return QueueGarbage(t, rec.layout());
+  return Status::Ok();
+}
+
+Status MetaService::QueueGarbage(Txn& t, const proto::Layout& layout) {
+  if (layout.targets_size() == 0) return Status::Ok();
+  STRIA_ASSIGN_OR_RETURN(uint64_t seq, NextCounter(t, "garbage", 1));
+  GarbageRecord g;
+  g.set_object_id(layout.object_id());
+  for (auto id : layout.targets()) g.add_targets(id);
+  g.set_count(layout.stripe_count());
+  t.Put(keys::Garbage(seq), g.SerializeAsString());
+  return Status::Ok();
+}
+
+Result<proto::Layout> MetaService::ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count) {
+  std::vector<const TargetRecord*> up;
+  for (const auto& [id, t] : targets) {
+    if (t.info().state() == proto::TS_UP) up.push_back(&t);
+  }
+  if (up.empty()) return Err(ENOSPC, "no storage target is up");
+  if (count == 0 || count > up.size()) count = static_cast<uint32_t>(up.size());
+  // Weighted by free space, without replacement, seeded by the inode so a
+  // retried create picks the same targets.
+  std::mt19937_64 rng(ino * 0x9E3779B97F4A7C15ull);
+  std::vector<uint32_t> chosen;
+  std::vector<const TargetRecord*> pool = up;
+  while (chosen.size() < count) {
+    double total = 0;
+    std::vector<double> w;
+    for (auto* t : pool) {
+      uint64_t free = t->info().capacity() > t->info().used() ? t->info().capacity() - t->info().used() : 0;
+      w.push_back(static_cast<double>(free) + 1.0);
+      total += w.back();
+    }
+    double x = std::uniform_real_distribution<double>(0, total)(rng);
+    size_t pick = 0;
+    while (pick + 1 < pool.size() && x >= w[pick]) x -= w[pick++];
+    chosen.push_back(pool[pick]->info().id());
+    pool.erase(pool.begin() + static_cast<long>(pick));
+  }
+  // Small files touch only object 0: rotate so it lands on every target in turn.
+  if (count == up.size()) {
+    std::sort(chosen.begin(), chosen.end());
+    std::rotate(chosen.begin(), chosen.begin() + static_cast<long>(ino % count), chosen.end());
+  }
+  proto::Layout l;
+  l.set_stripe_size(stripe_size);
+  l.set_stripe_count(count);
+  for (auto id : chosen) l.add_targets(id);
+  l.set_object_id(ino);
+  return l;
+}
+
+void MetaService::Housekeeping() {
+  int64_t now = MonoMs();
+  // Stores that stopped beating are DOWN, with their targets.
+  for (auto& [id, s] : stores) {
+    auto seen = store_seen_ms.find(id);
+    bool alive = seen != store_seen_ms.end() && now - seen->second < opt_.store_timeout_ms;
+    if (s.state() == proto::TS_UP && !alive) {
+      s.set_state(proto::TS_DOWN);
+      for (auto& [tid, t] : targets) {
+        if (t.info().store_id() == id) t.mutable_info()->set_state(proto::TS_DOWN);
+      }
+      map_version++;
+      spdlog::warn("store {} ({}) is down: no heartbeat for {} ms", id, s.address(), opt_.store_timeout_ms);
+    }
+  }
+  // Expired sessions lose their opens.
+  std::vector<uint64_t> expired;
+  for (auto& [id, s] : sessions) {
+    if (now - s.last_ms > opt_.session_timeout_ms) expired.push_back(id);
+  }
+  for (auto id : expired) {
+    spdlog::info("session {} expired", id);
+    sessions.erase(id);
+  }
+  // Orphans nobody holds open any more (after a grace period at start, so
+  // that clients can resume their sessions) are freed.
+  if (now - started_ms < opt_.session_timeout_ms && !expired.empty()) return;
+  if (now - started_ms < opt_.session_timeout_ms) return;
+  Txn t(db_.get());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("O"); it->Valid() && it->key().starts_with("O"); it->Next()) {
+    uint64_t ino = keys::GetBE(it->key().ToStringView(), 1);
+    if (IsOpen(ino)) continue;
+    auto rec = GetInode(t, ino);
+    if (rec.ok()) (void)DeleteInode(t, *rec);
+    else t.Delete(it->key().ToString());
+  }
+  // Dedup records older than 10 minutes go.
+  int64_t cutoff = NowNs() / 1000000 - 600000;
+  int scanned = 0;
+  for (it->Seek("R"); it->Valid() && it->key().starts_with("R") && scanned < 10000; it->Next(), scanned++) {
+    DedupRecord d;
+    if (d.ParseFromString(it->value().ToString()) && d.time_ms() < cutoff) t.Delete(it->key().ToString());
+  }
+  if (!t.empty()) {
+    auto b = t.Batch();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db_->Write(wo, &b);
+    if (!s.ok()) spdlog::error("housekeeping write failed: {}", s.ToString());
+  }
+}
+
+}  // namespace stria::meta

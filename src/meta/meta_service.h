@@ -1,0 +1,175 @@
+// stria-meta's state machine: the namespace, sessions, the cluster map and
+// the garbage list, over RocksDB.
+//
+// Threading: every operation runs on one executor thread (Submit), so the
+// operations themselves need no locks. Each mutation is one WriteBatch
+// written without sync; the executor then syncs the WAL once for everything
+// it wrote in that round before sending those replies (group commit:
+// concurrent clients share fsyncs). Reads reply at once.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <rocksdb/db.h>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "meta_records.pb.h"
+#include "proto/stria.pb.h"
+
+namespace stria::meta {
+
+struct MetaOptions {
+  std::string data_dir;               // RocksDB lives in data_dir/db
+  int64_t store_timeout_ms = 5000;    // no heartbeat for this long: store DOWN
+  int64_t session_timeout_ms = 30000; // no heartbeat for this long: session gone
+  uint32_t store_heartbeat_ms = 1000;
+  uint32_t session_heartbeat_ms = 2000;
+  std::string admin_address;          // reported in the cluster map
+};
+
+// The writes of one operation, applied atomically; reads see them.
+class Txn {
+ public:
+  explicit Txn(rocksdb::DB* db) : db_(db) {}
+  // NotFound -> nullopt; other RocksDB errors -> EIO.
+  Result<std::optional<std::string>> Get(const std::string& key);
+  void Put(const std::string& key, std::string value);
+  void Delete(const std::string& key);
+  bool empty() const { return writes_.empty(); }
+  rocksdb::WriteBatch Batch() const;
+
+ private:
+  rocksdb::DB* db_;
+  std::map<std::string, std::optional<std::string>> writes_;
+};
+
+// The outcome of one operation.
+struct OpResult {
+  Status status;
+  std::string reply;   // serialized reply message when ok
+};
+
+class MetaService {
+ public:
+  static Result<std::unique_ptr<MetaService>> Open(const MetaOptions& opt);
+  ~MetaService();
+
+  // Runs one request on the executor; done is called there (after the WAL
+  // sync for mutations). Thread-safe.
+  void Submit(uint16_t type, std::string message, std::function<void(OpResult)> done);
+  // Synchronous form, for tests.
+  OpResult Execute(uint16_t type, const std::string& message);
+
+  // ---- state used by the operations (executor thread only) ----
+  struct Session {
+    int64_t last_ms = 0;
+    std::map<uint64_t, int> opens;   // ino -> count
+  };
+
+  rocksdb::DB* db() { return db_.get(); }
+  const MetaOptions& options() const { return opt_; }
+
+  Result<meta::InodeRecord> GetInode(Txn& t, uint64_t ino);
+  void PutInode(Txn& t, const meta::InodeRecord& rec);
+  Result<std::optional<meta::EntryRecord>> GetEntry(Txn& t, uint64_t parent, const std::string& name);
+  Result<uint64_t> NextCounter(Txn& t, const std::string& name, uint64_t first);
+  // Adds name -> ino in parent (the parent's record is updated in t).
+  Status AddEntry(Txn& t, meta::InodeRecord& parent, const std::string& name, uint64_t ino,
+                  proto::FileType type);
+  Status RemoveEntry(Txn& t, uint64_t parent, const std::string& name, const meta::EntryRecord& e);
+  // Drops one link of rec (already unlinked from its directory): at zero the
+  // inode goes (or waits in the orphan list while open).
+  Status DropLink(Txn& t, meta::InodeRecord& rec);
+  // Deletes an inode with no links and no opens; queues its objects.
+  Status DeleteInode(Txn& t, const meta::InodeRecord& rec);
+  Status QueueGarbage(Txn& t, const proto::Layout& layout);
+  bool IsOpen(uint64_t ino) const;
+  // Chooses targets for a new layout (count 0: all up).
+  Result<proto::Layout> ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count);
+
+  std::unordered_map<uint64_t, Session> sessions;
+  std::map<uint32_t, proto::StoreInfo> stores;      // by id
+  std::map<uint32_t, meta::TargetRecord> targets;   // by id
+  std::map<uint32_t, int64_t> store_seen_ms;        // last heartbeat (monotonic)
+  std::map<std::pair<uint64_t, uint32_t>, int64_t> garbage_handed;   // (seq, target) -> when handed out
+  uint64_t map_version = 1;
+  int64_t started_ms = 0;
+  uint64_t inode_count = 0;
+
+ private:
+  MetaService() = default;
+  Status Init();
+  void Loop();
+  void Housekeeping();
+  // Runs one operation; *wrote says whether it mutated (and must be synced).
+  OpResult Run(uint16_t type, const std::string& message, bool* wrote);
+
+  MetaOptions opt_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  struct Job {
+    uint16_t type;
+    std::string message;
+    std::function<void(OpResult)> done;
+  };
+  std::deque<Job> jobs_;   // GUARDED_BY(mu_)
+  bool stop_ = false;      // GUARDED_BY(mu_)
+  std::thread thread_;
+  int64_t last_housekeeping_ms_ = 0;
+  metrics::Counter* syncs_ = nullptr;
+  metrics::Counter* mutations_ = nullptr;
+};
+
+// One function per operation (files named after them). Each validates its
+// request, reads through t, writes into t, and returns the reply.
+using Ctx = MetaService;
+Result<std::string> OpSessionOpen(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSessionHeartbeat(Ctx&, Txn&, const std::string&);
+Result<std::string> OpLookup(Ctx&, Txn&, const std::string&);
+Result<std::string> OpResolve(Ctx&, Txn&, const std::string&);
+Result<std::string> OpGetAttr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSetAttr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpCreate(Ctx&, Txn&, const std::string&);
+Result<std::string> OpMkdir(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSymlink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpLink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpUnlink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRmdir(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRename(Ctx&, Txn&, const std::string&);
+Result<std::string> OpReadDir(Ctx&, Txn&, const std::string&);
+Result<std::string> OpReadlink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpOpen(Ctx&, Txn&, const std::string&);
+Result<std::string> OpClose(Ctx&, Txn&, const std::string&);
+Result<std::string> OpCommitWrite(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSetXattr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpGetXattr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpListXattr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRemoveXattr(Ctx&, Txn&, const std::string&);
+Result<std::string> OpGetLayout(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSetLayout(Ctx&, Txn&, const std::string&);
+Result<std::string> OpGetClusterMap(Ctx&, Txn&, const std::string&);
+Result<std::string> OpStatFs(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
+Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
+
+// Parses a request or fails with EBADMSG.
+template <typename T>
+Result<T> Parse(const std::string& message, const char* what) {
+  T m;
+  if (!m.ParseFromString(message)) return Err(EBADMSG, "{} request does not parse", what);
+  return m;
+}
+
+}  // namespace stria::meta

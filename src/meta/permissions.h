@@ -1,0 +1,20 @@
+// POSIX permission checks with the caller's credentials (uid 0 bypasses read
+// and write, and execute when any execute bit is set). Pure functions.
+#pragma once
+
+#include "common/status.h"
+#include "proto/stria.pb.h"
+
+namespace stria::meta {
+
+inline constexpr int kMayRead = 4, kMayWrite = 2, kMayExec = 1;
+
+bool InGroup(const proto::Cred& cred, uint32_t gid);
+// EACCES naming what when cred may not do mask on attr.
+Status CheckAccess(const proto::Attr& attr, const proto::Cred& cred, int mask, const char* what);
+// The sticky-directory rule for removing or renaming victim out of dir.
+Status CheckSticky(const proto::Attr& dir, const proto::Attr& victim, const proto::Cred& cred);
+// Name rules: non-empty, no '/', no NUL, not "." or "..", at most 255 bytes.
+Status CheckName(const std::string& name);
+
+}  // namespace stria::meta

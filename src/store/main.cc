@@ -1,0 +1,101 @@
+// stria-store: serves one or more targets (directories on local disks).
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/admin_http.h"
+#include "common/metrics.h"
+#include "common/rpc.h"
+#include "common/util.h"
+#include "store/meta_link.h"
+#include "store/store_server.h"
+
+namespace stria::store {
+
+int Main(int argc, char** argv) {
+  BlockTerminationSignals();
+  CLI::App app{"stria-store: the storage service of Stria"};
+  std::string meta, listen = "127.0.0.1:0", admin = "127.0.0.1:0", port_file, log_file,
+                    log_level = "info";
+  std::vector<std::string> dirs;
+  int workers = 4;
+  app.add_option("--meta", meta, "stria-meta HOST:PORT")->required();
+  app.add_option("--target", dirs, "a target directory (repeatable)")->required();
+  app.add_option("--listen", listen, "HOST:PORT to serve clients on (port 0: any)");
+  app.add_option("--admin", admin, "HOST:PORT of /metrics and /healthz");
+  app.add_option("--port-file", port_file, "write the bound addresses here once registered");
+  app.add_option("--log", log_file, "log file (default: stderr)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--workers", workers, "disk worker threads")->check(CLI::Range(1, 256));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto fail = [](const Status& st) {
+    spdlog::error("{}", st.ToString());
+    std::fprintf(stderr, "stria-store: %s\n", st.ToString().c_str());
+    return 1;
+  };
+  if (Status st = InitLogging(log_file, log_level, "store"); !st.ok()) return fail(st);
+  if (auto m = rpc::ParseAddress(meta); !m.ok()) return fail(m.status());
+  auto listen_addr = rpc::ParseAddress(listen);
+  auto admin_addr = rpc::ParseAddress(admin);
+  if (!listen_addr.ok()) return fail(listen_addr.status());
+  if (!admin_addr.ok()) return fail(admin_addr.status());
+
+  std::vector<std::unique_ptr<Target>> targets;
+  for (auto& d : dirs) {
+    auto t = Target::Open(d);
+    if (!t.ok()) return fail(t.status());
+    targets.push_back(std::move(t).value());
+  }
+  auto* tptr = &targets;
+  metrics::Registry::Default().AddCollector([tptr](std::string& out) {
+    out += "# HELP stria_store_target_bytes Capacity and use of each target's file system\n";
+    out += "# TYPE stria_store_target_bytes gauge\n";
+    for (auto& t : *tptr) {
+      uint64_t cap = 0, used = 0;
+      if (!t->Capacity(&cap, &used).ok()) continue;
+      out += fmt::format("stria_store_target_bytes{{target=\"{}\",kind=\"capacity\"}} {}\n", t->id(), cap);
+      out += fmt::format("stria_store_target_bytes{{target=\"{}\",kind=\"used\"}} {}\n", t->id(), used);
+    }
+  });
+
+  WorkerPool pool(workers);
+  StoreService service(&targets, &pool);
+  rpc::Server server("store");
+  service.RegisterHandlers(server);
+  auto port = server.Listen(listen_addr->first, listen_addr->second);
+  if (!port.ok()) return fail(port.status());
+  std::string address = fmt::format("{}:{}", listen_addr->first, *port);
+  AdminHttp http([&]() -> Status {
+    for (auto& t : targets) {
+      uint64_t cap, used;
+      STRIA_RETURN_IF_ERROR(t->Capacity(&cap, &used));
+    }
+    return Status::Ok();
+  });
+  auto aport = http.Start(admin_addr->first, admin_addr->second);
+  if (!aport.ok()) return fail(aport.status());
+  std::string admin_address = fmt::format("{}:{}", admin_addr->first, *aport);
+
+  MetaLink link(meta, address, admin_address, &targets, &pool);
+  if (Status st = link.Register(); !st.ok()) return fail(st);
+  server.Start();
+  link.Start();
+  if (!port_file.empty()) {
+    Status st = WriteFileAtomic(port_file, "listen=" + address + "\nadmin=" + admin_address + "\n");
+    if (!st.ok()) return fail(st);
+  }
+  spdlog::info("stria-store serving {} target(s) on {} (admin {})", targets.size(), address, admin_address);
+  int sig = WaitForTerminationSignal();
+  spdlog::info("signal {}: shutting down", sig);
+  link.Stop();
+  server.Stop();
+  http.Stop();
+  return 0;
+}
+
+}  // namespace stria::store
+
+int main(int argc, char** argv) { return stria::store::Main(argc, argv); }

@@ -1,0 +1,284 @@
+#include "store/object_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/crc32c.h"
+#include "common/util.h"
+
+namespace stria::store {
+
+namespace {
+
+// A descriptor closed on scope exit.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Status Sys(int err, const std::string& what) {
+  return Status(err, fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::string& what) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Sys(errno, what);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    off += static_cast<uint64_t>(w);
+  }
+  return Status::Ok();
+}
+
+// Reads up to n bytes; past the end of the file the rest is zero-filled.
+Status PreadFull(int fd, char* p, size_t n, uint64_t off, const std::string& what) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, p + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Sys(errno, what);
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  std::memset(p + done, 0, n - done);
+  return Status::Ok();
+}
+
+uint32_t BlockCrc(const char* block) { return Crc32c(0, block, kBlockSize); }
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Target>> Target::Open(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Sys(errno, "target " + dir);
+  if (!S_ISDIR(st.st_mode)) return Err(ENOTDIR, "target {}: not a directory", dir);
+  if (::access(dir.c_str(), W_OK) != 0) return Sys(errno, "target " + dir + " is not writable");
+  std::unique_ptr<Target> t(new Target());
+  t->dir_ = dir;
+  std::string objects = dir + "/objects";
+  if (::mkdir(objects.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, "mkdir " + objects);
+  std::string meta_file = dir + "/target.json";
+  auto text = ReadFile(meta_file);
+  if (text.ok()) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.contains("uuid")) {
+      return Err(EINVAL, "target {}: {} is damaged", dir, meta_file);
+    }
+    t->uuid_ = j["uuid"].get<std::string>();
+    t->id_ = j.value("id", 0u);
+  } else {
+    std::random_device rd;
+    t->uuid_ = fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
+    STRIA_RETURN_IF_ERROR(WriteFileAtomic(meta_file, nlohmann::json{{"uuid", t->uuid_}, {"id", 0}}.dump() + "\n"));
+  }
+  t->crc_errors_ = &metrics::Registry::Default().GetCounter(
+      "stria_store_checksum_errors_total", "Blocks whose CRC32C did not match on read");
+  return t;
+}
+
+Status Target::SetId(uint32_t id) {
+  id_ = id;
+  return WriteFileAtomic(dir_ + "/target.json",
+                         nlohmann::json{{"uuid", uuid_}, {"id", id}}.dump() + "\n");
+}
+
+std::string Target::ObjectPath(uint64_t object_id, uint32_t index) const {
+  return fmt::format("{}/objects/{:02x}/{:016x}.{}", dir_, object_id % 256, object_id, index);
+}
+
+std::mutex& Target::LockFor(uint64_t object_id, uint32_t index) {
+  return locks_[(object_id * 31 + index) % locks_.size()];
+}
+
+Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len) {
+  if (len == 0) return Status::Ok();
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: write object {:x}.{}", dir_, oid, index);
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (fd.fd < 0 && errno == ENOENT) {
+    std::string bucket = path.substr(0, path.rfind('/'));
+    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
+    fd.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (fd.fd < 0) return Sys(errno, what);
+  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+
+  uint64_t first = off / kBlockSize, last = (off + len - 1) / kBlockSize;
+  size_t nblocks = static_cast<size_t>(last - first + 1);
+  // Reserve space first, so that a full disk fails before any byte changes.
+  if (::fallocate(fd.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) != 0 &&
+      errno != EOPNOTSUPP) {
+    return Sys(errno, what);
+  }
+  if (::fallocate(crc.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first * 4),
+                  static_cast<off_t>(nblocks * 4)) != 0 && errno != EOPNOTSUPP) {
+    return Sys(errno, what + " (checksums)");
+  }
+  std::vector<uint32_t> crcs(nblocks);
+  char block[kBlockSize];
+  for (size_t i = 0; i < nblocks; i++) {
+    uint64_t bstart = (first + i) * kBlockSize;
+    uint64_t lo = std::max(bstart, off), hi = std::min(bstart + kBlockSize, off + len);
+    if (lo == bstart && hi == bstart + kBlockSize) {
+      crcs[i] = BlockCrc(data + (bstart - off));
+      continue;
+    }
+    // A partly written block: merge with what is on disk.
+    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+    std::memcpy(block + (lo - bstart), data + (lo - off), hi - lo);
+    crcs[i] = BlockCrc(block);
+  }
+  STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data, len, off, what));
+  std::string le(nblocks * 4, '\0');
+  for (size_t i = 0; i < nblocks; i++) {
+    for (int b = 0; b < 4; b++) le[i * 4 + b] = static_cast<char>(crcs[i] >> (8 * b));
+  }
+  return PwriteAll(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)");
+}
+
+Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len) {
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) {
+    if (errno == ENOENT) return std::string();   // never written: a hole
+    return Sys(errno, what);
+  }
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) return Sys(errno, what);
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (off >= size || len == 0) return std::string();
+  uint64_t end = std::min<uint64_t>(off + len, size);
+  uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
+  size_t nblocks = static_cast<size_t>(last - first + 1);
+  std::string buf(nblocks * kBlockSize, '\0');
+  STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what));
+  std::string le(nblocks * 4, '\0');
+  Fd crc(::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC));
+  if (crc.fd >= 0) {
+    STRIA_RETURN_IF_ERROR(PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)"));
+  } else if (errno != ENOENT) {
+    return Sys(errno, what + " (checksums)");
+  }
+  for (size_t i = 0; i < nblocks; i++) {
+    uint32_t stored = 0;
+    for (int b = 0; b < 4; b++) stored |= uint32_t(uint8_t(le[i * 4 + b])) << (8 * b);
+    const char* block = buf.data() + i * kBlockSize;
+    if (BlockCrc(block) == stored) continue;
+    if (stored == 0 && AllZero(block, kBlockSize)) continue;   // a hole
+    crc_errors_->Inc();
+    return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}",
+               what, first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored,
+               BlockCrc(block));
+  }
+  buf.erase(0, off - first * kBlockSize);
+  buf.resize(end - off);
+  return buf;
+}
+
+Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: truncate object {:x}.{}", dir_, oid, index);
+  int flags = O_RDWR | O_CLOEXEC | (length > 0 ? O_CREAT : 0);
+  Fd fd(::open(path.c_str(), flags, 0644));
+  if (fd.fd < 0 && errno == ENOENT && length > 0) {
+    std::string bucket = path.substr(0, path.rfind('/'));
+    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
+    fd.fd = ::open(path.c_str(), flags, 0644);
+  }
+  if (fd.fd < 0) return errno == ENOENT ? Status::Ok() : Sys(errno, what);
+  if (::ftruncate(fd.fd, static_cast<off_t>(length)) != 0) return Sys(errno, what);
+  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+  uint64_t nblocks = (length + kBlockSize - 1) / kBlockSize;
+  if (::ftruncate(crc.fd, static_cast<off_t>(nblocks * 4)) != 0) return Sys(errno, what);
+  if (length % kBlockSize != 0) {
+    // The new last block: bytes past the end count as zeros.
+    char block[kBlockSize];
+    uint64_t bstart = (nblocks - 1) * kBlockSize;
+    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+    uint32_t c = BlockCrc(block);
+    char le[4];
+    for (int b = 0; b < 4; b++) le[b] = static_cast<char>(c >> (8 * b));
+    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le, 4, (nblocks - 1) * 4, what));
+  }
+  return Status::Ok();
+}
+
+Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
+  for (uint32_t index : indexes) {
+    std::string path = ObjectPath(oid, index);
+    for (const std::string& p : {path, path + ".crc"}) {
+      Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      if (fd.fd < 0) {
+        if (errno == ENOENT) continue;
+        return Sys(errno, "target " + dir_ + ": fsync " + p);
+      }
+      if (::fsync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + p);
+    }
+  }
+  // New files and buckets must survive too: sync their directories.
+  std::string bucket = fmt::format("{}/objects/{:02x}", dir_, oid % 256);
+  for (const std::string& d : {bucket, dir_ + "/objects"}) {
+    Fd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.fd < 0) {
+      if (errno == ENOENT) continue;
+      return Sys(errno, "target " + dir_ + ": fsync " + d);
+    }
+    if (::fsync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + d);
+  }
+  return Status::Ok();
+}
+
+Status Target::Remove(uint64_t oid, uint32_t count) {
+  for (uint32_t index = 0; index < count; index++) {
+    std::lock_guard lk(LockFor(oid, index));
+    std::string path = ObjectPath(oid, index);
+    for (const std::string& p : {path, path + ".crc"}) {
+      if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+        return Sys(errno, "target " + dir_ + ": remove " + p);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status Target::Capacity(uint64_t* capacity, uint64_t* used) const {
+  struct statvfs sv;
+  if (::statvfs(dir_.c_str(), &sv) != 0) return Sys(errno, "statvfs " + dir_);
+  *capacity = uint64_t(sv.f_blocks) * sv.f_frsize;
+  *used = uint64_t(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+  return Status::Ok();
+}
+
+}  // namespace stria::store

@@ -1,0 +1,62 @@
+// A target: one directory on a local disk holding stripe objects, each with
+// a CRC32C per 4 KiB block (docs/store_format.md).
+//
+//   <dir>/target.json                    {"uuid": ..., "id": N}
+//   <dir>/objects/<xx>/<object_id:016x>.<index>        data (sparse)
+//   <dir>/objects/<xx>/<object_id:016x>.<index>.crc    uint32 LE per block
+//
+// xx is object_id % 256 in hex. No descriptor stays open between calls (a
+// process may hold only 20,000). Thread-safe: calls on different objects run
+// in parallel; calls on one object are serialized by a striped lock.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/status.h"
+
+namespace stria::store {
+
+inline constexpr uint64_t kBlockSize = 4096;
+
+class Target {
+ public:
+  // Opens (creating objects/ and target.json on first use) the target at
+  // dir. ENOENT/EACCES when the directory is missing or not writable.
+  static Result<std::unique_ptr<Target>> Open(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  const std::string& uuid() const { return uuid_; }
+  uint32_t id() const { return id_; }
+  // Persists the id meta assigned.
+  Status SetId(uint32_t id);
+
+  Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len);
+  // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
+  // EIO when a block's checksum does not match.
+  Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len);
+  Status Truncate(uint64_t object_id, uint32_t index, uint64_t length);
+  Status Fsync(uint64_t object_id, const std::vector<uint32_t>& indexes);
+  // Deletes indexes 0..count-1 (absent ones are fine).
+  Status Remove(uint64_t object_id, uint32_t count);
+  // Bytes of the file system holding the target.
+  Status Capacity(uint64_t* capacity, uint64_t* used) const;
+
+  std::string ObjectPath(uint64_t object_id, uint32_t index) const;
+
+ private:
+  Target() = default;
+  std::mutex& LockFor(uint64_t object_id, uint32_t index);
+
+  std::string dir_;
+  std::string uuid_;
+  uint32_t id_ = 0;
+  std::array<std::mutex, 64> locks_;
+  metrics::Counter* crc_errors_ = nullptr;
+};
+
+}  // namespace stria::store

@@ -1,0 +1,152 @@
+// Target against an in-memory reference, on real files.
+#include "store/object_store.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+
+namespace stria::store {
+namespace {
+
+std::string TempDir() {
+  std::string t = std::filesystem::temp_directory_path().string() + "/stria-target-XXXXXX";
+  return mkdtemp(t.data());
+}
+
+class TargetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir();
+    auto t = Target::Open(dir_);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    t_ = std::move(t).value();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void FlipByte(const std::string& path, uint64_t off) {
+    int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, off), 1);
+    c ^= 0x20;
+    ASSERT_EQ(pwrite(fd, &c, 1, off), 1);
+    ::close(fd);
+  }
+  std::string dir_;
+  std::unique_ptr<Target> t_;
+};
+
+TEST_F(TargetTest, RandomMixMatchesReference) {
+  unsigned seed = std::random_device{}();
+  std::printf("seed %u\n", seed);
+  std::mt19937_64 rng(seed);
+  std::string ref;
+  for (int op = 0; op < 2000; op++) {
+    int kind = static_cast<int>(rng() % 10);
+    if (kind < 5) {
+      uint64_t off = rng() % (1 << 20);
+      std::string data(1 + rng() % 20000, '\0');
+      for (auto& c : data) c = static_cast<char>(rng());
+      ASSERT_TRUE(t_->Write(7, 1, off, data.data(), data.size()).ok());
+      if (ref.size() < off + data.size()) ref.resize(off + data.size(), '\0');
+      ref.replace(off, data.size(), data);
+    } else if (kind < 9) {
+      uint64_t off = rng() % (ref.size() + 5000);
+      size_t len = rng() % 30000;
+      auto got = t_->Read(7, 1, off, len);
+      ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
+      std::string want = off >= ref.size() ? "" : ref.substr(off, len);
+      ASSERT_EQ(*got, want) << "op " << op << " off " << off << " len " << len;
+    } else {
+      uint64_t len = rng() % (ref.size() + 10000);
+      ASSERT_TRUE(t_->Truncate(7, 1, len).ok());
+      ref.resize(len, '\0');
+    }
+  }
+}
+
+TEST_F(TargetTest, AbsentObjectIsAHole) {
+  auto r = t_->Read(99, 0, 0, 4096);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  EXPECT_TRUE(t_->Remove(99, 3).ok());
+}
+
+TEST_F(TargetTest, SparseWriteReadsZerosBefore) {
+  ASSERT_TRUE(t_->Write(1, 0, 100000, "abc", 3).ok());
+  auto r = t_->Read(1, 0, 0, 200000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 100003u);
+  EXPECT_EQ(r->substr(0, 100000), std::string(100000, '\0'));
+  EXPECT_EQ(r->substr(100000), "abc");
+}
+
+TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
+  std::string data(3 * kBlockSize + 100, 'd');
+  ASSERT_TRUE(t_->Write(5, 2, 0, data.data(), data.size()).ok());
+  FlipByte(t_->ObjectPath(5, 2), kBlockSize + 7);
+  auto r = t_->Read(5, 2, 0, data.size());
+  EXPECT_EQ(r.status().code(), EIO);
+  EXPECT_NE(r.status().message().find("block 1"), std::string::npos) << r.status().ToString();
+  // Blocks that are intact still read.
+  EXPECT_TRUE(t_->Read(5, 2, 2 * kBlockSize, 10).ok());
+  ASSERT_TRUE(t_->Write(5, 3, 0, data.data(), data.size()).ok());
+  FlipByte(t_->ObjectPath(5, 3) + ".crc", 0);
+  EXPECT_EQ(t_->Read(5, 3, 0, 10).status().code(), EIO);
+}
+
+TEST_F(TargetTest, TruncateShrinkThenGrowReadsZeros) {
+  std::string data(10000, 'x');
+  ASSERT_TRUE(t_->Write(2, 0, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(t_->Truncate(2, 0, 5000).ok());
+  ASSERT_TRUE(t_->Truncate(2, 0, 9000).ok());
+  auto r = t_->Read(2, 0, 0, 20000);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, std::string(5000, 'x') + std::string(4000, '\0'));
+  ASSERT_TRUE(t_->Fsync(2, {0, 1}).ok());
+  ASSERT_TRUE(t_->Remove(2, 1).ok());
+  EXPECT_FALSE(std::filesystem::exists(t_->ObjectPath(2, 0)));
+}
+
+TEST_F(TargetTest, IdentityPersists) {
+  ASSERT_TRUE(t_->SetId(42).ok());
+  auto again = Target::Open(dir_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->id(), 42u);
+  EXPECT_EQ((*again)->uuid(), t_->uuid());
+  EXPECT_EQ(Target::Open(dir_ + "/missing").status().code(), ENOENT);
+}
+
+TEST(TargetFull, EnospcLosesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a tmpfs";
+  std::string dir = TempDir();
+  ASSERT_EQ(mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=4m"), 0) << strerror(errno);
+  {
+    auto t = Target::Open(dir);
+    ASSERT_TRUE(t.ok());
+    std::vector<std::string> written;
+    Status last;
+    for (int i = 0; i < 100 && last.ok(); i++) {
+      std::string data(256 * 1024, static_cast<char>('a' + i % 26));
+      last = (*t)->Write(i, 0, 0, data.data(), data.size());
+      if (last.ok()) written.push_back(data);
+    }
+    EXPECT_EQ(last.code(), ENOSPC) << last.ToString();
+    EXPECT_NE(last.message().find(dir), std::string::npos);
+    // An overwrite that does not fit either fails cleanly.
+    for (size_t i = 0; i < written.size(); i++) {
+      auto r = (*t)->Read(i, 0, 0, written[i].size());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_TRUE(*r == written[i]) << "object " << i;
+    }
+  }
+  umount2(dir.c_str(), MNT_DETACH);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace stria::store

@@ -1,0 +1,119 @@
+#include "store/store_server.h"
+
+#include "proto/stria.pb.h"
+
+namespace stria::store {
+
+namespace {
+constexpr uint64_t kMaxIo = 64ull << 20;
+constexpr uint64_t kMaxOffset = 1ull << 60;
+}  // namespace
+
+WorkerPool::WorkerPool(int threads) {
+  for (int i = 0; i < threads; i++) {
+    threads_.emplace_back([this] {
+      while (true) {
+        std::function<void()> job;
+        {
+          std::unique_lock lk(mu_);
+          cv_.wait(lk, [this] { return stop_ || !jobs_.empty(); });
+          if (jobs_.empty()) return;
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        }
+        job();
+      }
+    });
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void WorkerPool::Post(std::function<void()> job) {
+  {
+    std::lock_guard lk(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+StoreService::StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool)
+    : targets_(targets), pool_(pool) {
+  auto& reg = metrics::Registry::Default();
+  bytes_written_ = &reg.GetCounter("stria_store_bytes_written_total", "Object bytes written");
+  bytes_read_ = &reg.GetCounter("stria_store_bytes_read_total", "Object bytes read");
+}
+
+Target* StoreService::Find(uint32_t id) const {
+  for (auto& t : *targets_) {
+    if (t->id() == id && id != 0) return t.get();
+  }
+  return nullptr;
+}
+
+void StoreService::RegisterHandlers(rpc::Server& server) {
+  auto unknown = [](uint32_t id) {
+    return Err(ENOENT, "this store does not serve target {}", id);
+  };
+  server.HandleTyped<proto::ObjWriteRequest>(
+      proto::OBJ_WRITE, [this, unknown](proto::ObjWriteRequest&& req, rpc::Request&& raw,
+                                        rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        if (req.offset() > kMaxOffset) return resp.Fail(Err(EFBIG, "write offset {} too large", req.offset()));
+        auto payload = std::make_shared<std::string>(std::move(raw.payload));
+        pool_->Post([this, t, req = std::move(req), payload, resp] {
+          Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size());
+          if (!st.ok()) return resp.Fail(st);
+          bytes_written_->Inc(payload->size());
+          resp.Reply(proto::ObjWriteReply());
+        });
+      });
+  server.HandleTyped<proto::ObjReadRequest>(
+      proto::OBJ_READ, [this, unknown](proto::ObjReadRequest&& req, rpc::Request&&, rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        if (req.length() > kMaxIo || req.offset() > kMaxOffset) {
+          return resp.Fail(Err(EINVAL, "read of {} bytes at {} is out of range", req.length(), req.offset()));
+        }
+        pool_->Post([this, t, req = std::move(req), resp] {
+          auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
+          if (!data.ok()) return resp.Fail(data.status());
+          bytes_read_->Inc(data->size());
+          resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+        });
+      });
+  server.HandleTyped<proto::ObjTruncateRequest>(
+      proto::OBJ_TRUNCATE,
+      [this, unknown](proto::ObjTruncateRequest&& req, rpc::Request&&, rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        if (req.length() > kMaxOffset) return resp.Fail(Err(EFBIG, "truncate length too large"));
+        pool_->Post([t, req = std::move(req), resp] {
+          Status st = t->Truncate(req.ino(), req.index(), req.length());
+          if (!st.ok()) return resp.Fail(st);
+          resp.Reply(proto::ObjTruncateReply());
+        });
+      });
+  server.HandleTyped<proto::ObjFsyncRequest>(
+      proto::OBJ_FSYNC, [this, unknown](proto::ObjFsyncRequest&& req, rpc::Request&&, rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        pool_->Post([t, req = std::move(req), resp] {
+          std::vector<uint32_t> idx(req.indexes().begin(), req.indexes().end());
+          Status st = t->Fsync(req.ino(), idx);
+          if (!st.ok()) return resp.Fail(st);
+          resp.Reply(proto::ObjFsyncReply());
+        });
+      });
+  server.Handle(proto::PING, [](rpc::Request&&, rpc::Responder resp) { resp.Reply(proto::PingReply()); });
+}
+
+}  // namespace stria::store

@@ -1,0 +1,51 @@
+// stria-store's request handlers: object I/O on its targets, run on a pool
+// of disk workers (never on the RPC io thread), replies sent from there.
+// Thread-safe after construction.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/rpc.h"
+#include "store/object_store.h"
+
+namespace stria::store {
+
+// A fixed pool of threads running queued jobs in order of arrival.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads);
+  ~WorkerPool();
+  void Post(std::function<void()> job);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+class StoreService {
+ public:
+  // targets: by id (ids as meta assigned them; may change after Register).
+  StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool);
+  void RegisterHandlers(rpc::Server& server);
+
+  // The target with this id, or nullptr.
+  Target* Find(uint32_t id) const;
+
+ private:
+  std::vector<std::unique_ptr<Target>>* targets_;
+  WorkerPool* pool_;
+  metrics::Counter* bytes_written_;
+  metrics::Counter* bytes_read_;
+};
+
+}  // namespace stria::store

@@ -1,0 +1,260 @@
+// Failures on a real cluster: kill -9 and restart of each daemon, a stopped
+// store, a full target, hostile frames, objects freed also when a store was
+// down, and the admin endpoints.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <filesystem>
+#include <httplib.h>
+#include <thread>
+
+#include "common/rpc.h"
+#include "proto/stria.pb.h"
+#include "tests/system/cluster.h"
+
+namespace stria::systest {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+void WriteFile(Client& c, const std::string& path, const std::string& data, bool fsync = true) {
+  auto fd = c.Open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_OK(fd);
+  ASSERT_OK(c.Write(*fd, data.data(), data.size()));
+  if (fsync) ASSERT_OK(c.Fsync(*fd));
+  ASSERT_OK(c.Close(*fd));
+}
+
+Result<std::string> ReadFileAll(Client& c, const std::string& path) {
+  auto fd = c.Open(path, O_RDONLY);
+  if (!fd.ok()) return fd.status();
+  auto a = c.Fstat(*fd);
+  if (!a.ok()) return a.status();
+  std::string out(a->size, '\0');
+  auto n = c.Pread(*fd, out.data(), out.size(), 0);
+  (void)c.Close(*fd);
+  if (!n.ok()) return n.status();
+  out.resize(*n);
+  return out;
+}
+
+size_t CountObjects(const std::string& target_dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(target_dir + "/objects", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file() && it->path().extension() != ".crc") n++;
+  }
+  return n;
+}
+
+std::string Pattern(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& ch : s) ch = static_cast<char>(rng());
+  return s;
+}
+
+TEST(Failure, MetaKilledAndRestartedLosesNothingAcknowledged) {
+  Cluster cluster(3);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect(seconds(30));
+  ASSERT_OK(c->Mkdir("/keep"));
+  std::string data = Pattern(5 << 20, 1);
+  WriteFile(*c, "/keep/data", data);
+  ASSERT_OK(c->Symlink("data", "/keep/link"));
+  ASSERT_OK(c->SetXattr("/keep/data", "user.k", "v"));
+  for (int i = 0; i < 50; i++) ASSERT_OK(c->Mkdir("/keep/d" + std::to_string(i)));
+  ASSERT_OK(c->Rename("/keep/d0", "/keep/renamed"));
+  ASSERT_OK(cluster.Kill("meta", SIGKILL));
+  ASSERT_OK(cluster.Up());
+  // The same client goes on (its calls retry until meta is back).
+  EXPECT_EQ(*ReadFileAll(*c, "/keep/data"), data);
+  EXPECT_EQ(*c->Readlink("/keep/link"), "data");
+  EXPECT_EQ(*c->GetXattr("/keep/data", "user.k"), "v");
+  EXPECT_OK(c->Stat("/keep/renamed"));
+  EXPECT_EQ(c->Stat("/keep/d0").status().code(), ENOENT);
+  auto list = c->ReadDir("/keep");
+  ASSERT_OK(list);
+  EXPECT_EQ(list->size(), 52u);
+  // A new client too; and the namespace still takes mutations.
+  auto c2 = cluster.Connect();
+  EXPECT_EQ(*ReadFileAll(*c2, "/keep/data"), data);
+  EXPECT_OK(c2->Mkdir("/after-restart"));
+}
+
+TEST(Failure, StoreKilledAndRestartedKeepsFsyncedData) {
+  Cluster cluster(3);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect(seconds(30));
+  std::string data = Pattern(7 << 20, 2);
+  WriteFile(*c, "/f", data);
+  ASSERT_OK(cluster.Kill("store-1", SIGKILL));
+  ASSERT_OK(cluster.Up());
+  EXPECT_EQ(*ReadFileAll(*c, "/f"), data);
+  // Writes work again after the restart, through the same client.
+  std::string more = Pattern(3 << 20, 3);
+  WriteFile(*c, "/g", more);
+  EXPECT_EQ(*ReadFileAll(*c, "/g"), more);
+}
+
+TEST(Failure, StoppedStoreGivesClearErrorWithinDeadline) {
+  Cluster cluster(3);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect(seconds(3));
+  std::string data = Pattern(4 << 20, 4);
+  WriteFile(*c, "/f", data);
+  ASSERT_OK(cluster.Kill("store-0", SIGKILL));
+  auto t0 = steady_clock::now();
+  auto r = ReadFileAll(*c, "/f");
+  auto took = steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().code() == ECONNREFUSED || r.status().code() == ETIMEDOUT)
+      << r.status().ToString();
+  EXPECT_NE(r.status().message().find("target"), std::string::npos) << r.status().ToString();
+  EXPECT_LT(took, seconds(10)) << "the client must not hang on a dead store";
+  // Writes fail the same way, and the file's other data is intact once it is back.
+  auto fd = c->Open("/f", O_WRONLY);
+  ASSERT_OK(fd);
+  std::string junk(4 << 20, 'j');
+  auto w = c->Pwrite(*fd, junk.data(), junk.size(), 0);
+  Status closed = c->Close(*fd);
+  EXPECT_FALSE(w.ok() && closed.ok());
+  ASSERT_OK(cluster.Up());
+}
+
+TEST(Failure, FullTargetGivesEnospcAndLosesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  std::string dir = MakeTempDir("full");
+  std::string target = dir + "/store-0/target";
+  std::filesystem::create_directories(target);
+  ASSERT_EQ(mount("tmpfs", target.c_str(), "tmpfs", 0, "size=24m"), 0) << strerror(errno);
+  {
+    Cluster cluster(1, dir);
+    ASSERT_OK(cluster.Up());
+    auto c = cluster.Connect(seconds(10));
+    std::vector<std::string> kept;
+    Status last;
+    for (int i = 0; i < 100; i++) {
+      std::string data = Pattern(1 << 20, 100 + i);
+      std::string path = "/f" + std::to_string(i);
+      auto fd = c->Open(path, O_CREAT | O_WRONLY, 0644);
+      ASSERT_OK(fd);
+      auto w = c->Write(*fd, data.data(), data.size());
+      Status st = w.ok() ? c->Fsync(*fd) : w.status();
+      Status cl = c->Close(*fd);
+      if (st.ok()) st = cl;
+      if (!st.ok()) {
+        last = st;
+        break;
+      }
+      kept.push_back(data);
+    }
+    ASSERT_FALSE(last.ok()) << "the 24 MiB target never filled";
+    EXPECT_EQ(last.code(), ENOSPC) << last.ToString();
+    EXPECT_GT(kept.size(), 5u);
+    for (size_t i = 0; i < kept.size(); i++) {
+      auto got = ReadFileAll(*c, "/f" + std::to_string(i));
+      ASSERT_OK(got);
+      EXPECT_TRUE(*got == kept[i]) << "file " << i << " changed after ENOSPC";
+    }
+    // Space comes back when files go.
+    for (size_t i = 0; i < kept.size(); i++) ASSERT_OK(c->Unlink("/f" + std::to_string(i)));
+  }
+  umount2(target.c_str(), MNT_DETACH);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Failure, HostileFramesAreRejectedWhileServing) {
+  Cluster cluster(1);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect();
+  auto cs = c->GetClusterStatus();
+  ASSERT_OK(cs);
+  ASSERT_FALSE(cs->targets.empty());
+  for (std::string addr : {cluster.meta(), cs->targets[0].address}) {
+    SCOPED_TRACE(addr);
+    auto hp = rpc::ParseAddress(addr);
+    ASSERT_OK(hp);
+    // Garbage bytes: this connection is dropped.
+    {
+      asio::io_context io;
+      asio::ip::tcp::socket s(io);
+      s.connect({asio::ip::make_address(hp->first), hp->second});
+      std::string junk = Pattern(4096, 9);
+      asio::error_code ec;
+      asio::write(s, asio::buffer(junk), ec);
+      char ch;
+      s.read_some(asio::buffer(&ch, 1), ec);
+      EXPECT_TRUE(ec);
+    }
+    rpc::IoThread io;
+    auto ch = rpc::Channel::Create(io.io(), addr);
+    // Unknown type, then a message that does not parse: errors, connection kept.
+    auto r = ch->CallSync(999, "", {}, {});
+    EXPECT_EQ(r.status.code(), ENOSYS) << r.status.ToString();
+    uint16_t typed = addr == cluster.meta() ? proto::LOOKUP : proto::OBJ_READ;
+    r = ch->CallSync(typed, std::string("\xff\xff\xff\xff\x0f", 5), {}, {});
+    EXPECT_EQ(r.status.code(), EBADMSG) << r.status.ToString();
+    r = ch->CallSync(proto::PING, proto::PingRequest().SerializeAsString(), {}, {});
+    EXPECT_TRUE(r.status.ok() || r.status.code() == ENOSYS) << r.status.ToString();
+  }
+  // The cluster still serves real work.
+  WriteFile(*c, "/after", "fine");
+  EXPECT_EQ(*ReadFileAll(*c, "/after"), "fine");
+}
+
+TEST(Failure, RemovedFilesFreeTheirObjectsEvenIfAStoreWasDown) {
+  Cluster cluster(3);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect(seconds(30));
+  WriteFile(*c, "/a", Pattern(6 << 20, 5));
+  WriteFile(*c, "/b", Pattern(6 << 20, 6));
+  for (int s = 0; s < 3; s++) EXPECT_EQ(CountObjects(cluster.TargetDir(s)), 2u) << "store " << s;
+  ASSERT_OK(c->Unlink("/a"));
+  auto wait_for = [&](int store, size_t want) {
+    auto deadline = steady_clock::now() + seconds(30);
+    while (CountObjects(cluster.TargetDir(store)) != want && steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return CountObjects(cluster.TargetDir(store));
+  };
+  for (int s = 0; s < 3; s++) EXPECT_EQ(wait_for(s, 1), 1u) << "store " << s;
+  // Store 2 is down while /b goes; it frees /b's object when it returns.
+  ASSERT_OK(cluster.Kill("store-2", SIGKILL));
+  ASSERT_OK(c->Unlink("/b"));
+  EXPECT_EQ(wait_for(0, 0), 0u);
+  EXPECT_EQ(CountObjects(cluster.TargetDir(2)), 1u);
+  ASSERT_OK(cluster.Up());
+  EXPECT_EQ(wait_for(2, 0), 0u);
+}
+
+TEST(Failure, AdminEndpointsServeMetricsAndHealth) {
+  Cluster cluster(1);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect();
+  WriteFile(*c, "/m", "metrics");
+  auto procs = cli::LocalStatus(cluster.dir());
+  ASSERT_OK(procs);
+  for (auto& p : *procs) {
+    SCOPED_TRACE(p.name);
+    auto hp = rpc::ParseAddress(p.admin);
+    ASSERT_OK(hp);
+    httplib::Client http(hp->first, hp->second);
+    auto health = http.Get("/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    auto m = http.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+    EXPECT_NE(m->body.find("stria_rpc_requests_total"), std::string::npos);
+    EXPECT_NE(m->body.find("stria_rpc_latency_seconds_bucket"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace stria::systest

@@ -1,0 +1,284 @@
+// Namespace semantics through libstria on a real cluster, including clients
+// in separate processes racing on the same names.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "tests/system/cluster.h"
+
+namespace stria::systest {
+namespace {
+
+class NamespaceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = new Cluster(3);
+    Status st = cluster_->Up();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    c_ = cluster_->Connect();
+    ASSERT_NE(c_, nullptr);
+    dir_ = std::string("/") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_OK(c_->Mkdir(dir_));
+  }
+  void Touch(const std::string& path, const std::string& content = "") {
+    auto fd = c_->Open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_OK(fd);
+    if (!content.empty()) ASSERT_OK(c_->Write(*fd, content.data(), content.size()));
+    ASSERT_OK(c_->Close(*fd));
+  }
+  std::string ReadAll(const std::string& path) {
+    auto fd = c_->Open(path, O_RDONLY);
+    if (!fd.ok()) return "<" + fd.status().ToString() + ">";
+    std::string out(1 << 16, '\0');
+    auto n = c_->Read(*fd, out.data(), out.size());
+    (void)c_->Close(*fd);
+    if (!n.ok()) return "<" + n.status().ToString() + ">";
+    out.resize(*n);
+    return out;
+  }
+  int Code(const Status& st) { return st.code(); }
+
+  static Cluster* cluster_;
+  std::unique_ptr<Client> c_;
+  std::string dir_;
+};
+Cluster* NamespaceTest::cluster_ = nullptr;
+
+TEST_F(NamespaceTest, CreateExclusive) {
+  auto fd = c_->Open(dir_ + "/f", O_CREAT | O_EXCL | O_WRONLY, 0600);
+  ASSERT_OK(fd);
+  ASSERT_OK(c_->Close(*fd));
+  EXPECT_EQ(c_->Open(dir_ + "/f", O_CREAT | O_EXCL | O_WRONLY, 0600).status().code(), EEXIST);
+  auto again = c_->Open(dir_ + "/f", O_CREAT | O_WRONLY, 0600);   // without O_EXCL: opens
+  ASSERT_OK(again);
+  ASSERT_OK(c_->Close(*again));
+  auto a = c_->Stat(dir_ + "/f");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->mode, 0600u);
+  EXPECT_EQ(a->type, FileType::kRegular);
+  EXPECT_EQ(c_->Open(dir_ + "/missing", O_RDONLY).status().code(), ENOENT);
+  EXPECT_EQ(c_->Open(dir_ + "/f/x", O_CREAT | O_WRONLY).status().code(), ENOTDIR);
+}
+
+TEST_F(NamespaceTest, RenameCases) {
+  Touch(dir_ + "/a", "A");
+  Touch(dir_ + "/b", "B");
+  ASSERT_OK(c_->Mkdir(dir_ + "/d1"));
+  ASSERT_OK(c_->Mkdir(dir_ + "/d2"));
+  ASSERT_OK(c_->Mkdir(dir_ + "/d1/sub"));
+  // Over an existing file: atomic replace.
+  ASSERT_OK(c_->Rename(dir_ + "/a", dir_ + "/b"));
+  EXPECT_EQ(ReadAll(dir_ + "/b"), "A");
+  EXPECT_EQ(c_->Stat(dir_ + "/a").status().code(), ENOENT);
+  // Across directories.
+  ASSERT_OK(c_->Rename(dir_ + "/b", dir_ + "/d2/b"));
+  EXPECT_EQ(ReadAll(dir_ + "/d2/b"), "A");
+  // A directory over an empty directory; not over a non-empty one.
+  ASSERT_OK(c_->Mkdir(dir_ + "/empty"));
+  ASSERT_OK(c_->Rename(dir_ + "/d1", dir_ + "/empty"));
+  EXPECT_OK(c_->Stat(dir_ + "/empty/sub"));
+  EXPECT_EQ(c_->Rename(dir_ + "/empty", dir_ + "/d2").code(), ENOTEMPTY);
+  // Into its own subtree.
+  EXPECT_EQ(c_->Rename(dir_ + "/empty", dir_ + "/empty/sub/x").code(), EINVAL);
+  // File over directory and directory over file.
+  Touch(dir_ + "/f", "F");
+  EXPECT_EQ(c_->Rename(dir_ + "/f", dir_ + "/d2").code(), EISDIR);
+  EXPECT_EQ(c_->Rename(dir_ + "/d2", dir_ + "/f").code(), ENOTDIR);
+  // NOREPLACE and EXCHANGE.
+  EXPECT_EQ(c_->Rename(dir_ + "/f", dir_ + "/d2/b", 1).code(), EEXIST);
+  ASSERT_OK(c_->Rename(dir_ + "/f", dir_ + "/d2/b", 2));
+  EXPECT_EQ(ReadAll(dir_ + "/f"), "A");
+  EXPECT_EQ(ReadAll(dir_ + "/d2/b"), "F");
+  // Missing source.
+  EXPECT_EQ(c_->Rename(dir_ + "/nope", dir_ + "/x").code(), ENOENT);
+}
+
+TEST_F(NamespaceTest, UnlinkOpenFileKeepsDataUntilClose) {
+  std::string data(2 << 20, 'k');
+  Touch(dir_ + "/open", data);
+  auto fd = c_->Open(dir_ + "/open", O_RDONLY);
+  ASSERT_OK(fd);
+  ASSERT_OK(c_->Unlink(dir_ + "/open"));
+  EXPECT_EQ(c_->Stat(dir_ + "/open").status().code(), ENOENT);
+  // Another client's session must not free it either.
+  auto other = cluster_->Connect();
+  EXPECT_EQ(other->Stat(dir_ + "/open").status().code(), ENOENT);
+  other.reset();
+  std::string got(data.size(), '\0');
+  auto n = c_->Pread(*fd, got.data(), got.size(), 0);
+  ASSERT_OK(n);
+  EXPECT_EQ(*n, data.size());
+  EXPECT_TRUE(got == data);
+  ASSERT_OK(c_->Close(*fd));
+}
+
+TEST_F(NamespaceTest, DirectoriesAndReaddir) {
+  EXPECT_EQ(c_->Mkdir(dir_).code(), EEXIST);
+  EXPECT_EQ(c_->Mkdir(dir_ + "/no/such").code(), ENOENT);
+  std::set<std::string> want;
+  for (int i = 0; i < 300; i++) {
+    std::string name = "e" + std::to_string(i);
+    Touch(dir_ + "/" + name);
+    want.insert(name);
+  }
+  auto list = c_->ReadDir(dir_);
+  ASSERT_OK(list);
+  std::set<std::string> got;
+  for (auto& e : *list) got.insert(e.name);
+  EXPECT_EQ(got, want);
+  // Pages continue from cookies while the directory changes.
+  auto page = c_->ReadDirPage(dir_, 0, 100, true);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->entries.size(), 100u);
+  std::set<std::string> seen;
+  for (auto& e : page->entries) seen.insert(e.name);
+  Touch(dir_ + "/late");
+  uint64_t cookie = page->entries.back().cookie;
+  while (true) {
+    auto p = c_->ReadDirPage(dir_, cookie, 100, false);
+    ASSERT_OK(p);
+    for (auto& e : p->entries) {
+      EXPECT_TRUE(seen.insert(e.name).second) << "listed twice: " << e.name;
+      cookie = e.cookie;
+    }
+    if (p->eof || p->entries.empty()) break;
+  }
+  for (auto& n : want) EXPECT_TRUE(seen.count(n)) << "missing " << n;
+  EXPECT_EQ(c_->Rmdir(dir_).code(), ENOTEMPTY);
+  EXPECT_EQ(c_->Rmdir(dir_ + "/e1").code(), ENOTDIR);
+  EXPECT_EQ(c_->Unlink(dir_).code(), EISDIR);
+}
+
+TEST_F(NamespaceTest, LinksAndSymlinks) {
+  Touch(dir_ + "/target", "T");
+  ASSERT_OK(c_->Link(dir_ + "/target", dir_ + "/hard"));
+  auto a = c_->Stat(dir_ + "/target");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->nlink, 2u);
+  ASSERT_OK(c_->Unlink(dir_ + "/target"));
+  EXPECT_EQ(ReadAll(dir_ + "/hard"), "T");
+  EXPECT_EQ(c_->Stat(dir_ + "/hard")->nlink, 1u);
+  EXPECT_EQ(c_->Link(dir_, dir_ + "/dirlink").code(), EPERM);
+
+  ASSERT_OK(c_->Symlink("hard", dir_ + "/sym"));
+  EXPECT_EQ(*c_->Readlink(dir_ + "/sym"), "hard");
+  EXPECT_EQ(ReadAll(dir_ + "/sym"), "T");
+  EXPECT_EQ(c_->Lstat(dir_ + "/sym")->type, FileType::kSymlink);
+  ASSERT_OK(c_->Symlink("nowhere", dir_ + "/dangling"));
+  EXPECT_EQ(c_->Stat(dir_ + "/dangling").status().code(), ENOENT);
+  EXPECT_OK(c_->Lstat(dir_ + "/dangling"));
+  ASSERT_OK(c_->Symlink("loop2", dir_ + "/loop1"));
+  ASSERT_OK(c_->Symlink("loop1", dir_ + "/loop2"));
+  EXPECT_EQ(c_->Stat(dir_ + "/loop1").status().code(), ELOOP);
+  EXPECT_EQ(c_->Readlink(dir_ + "/hard").status().code(), EINVAL);
+}
+
+TEST_F(NamespaceTest, XattrsAndAttributes) {
+  Touch(dir_ + "/x");
+  std::string p = dir_ + "/x";
+  ASSERT_OK(c_->SetXattr(p, "user.tag", "v1"));
+  EXPECT_EQ(*c_->GetXattr(p, "user.tag"), "v1");
+  EXPECT_EQ(c_->SetXattr(p, "user.tag", "v2", 1).code(), EEXIST);
+  EXPECT_EQ(c_->SetXattr(p, "user.new", "v", 2).code(), ENODATA);
+  ASSERT_OK(c_->SetXattr(p, "user.tag", "v2", 2));
+  EXPECT_EQ(*c_->GetXattr(p, "user.tag"), "v2");
+  auto names = c_->ListXattr(p);
+  ASSERT_OK(names);
+  EXPECT_EQ(*names, std::vector<std::string>{"user.tag"});
+  ASSERT_OK(c_->RemoveXattr(p, "user.tag"));
+  EXPECT_EQ(c_->GetXattr(p, "user.tag").status().code(), ENODATA);
+  EXPECT_EQ(c_->RemoveXattr(p, "user.tag").code(), ENODATA);
+
+  ASSERT_OK(c_->Chmod(p, 0640));
+  EXPECT_EQ(c_->Stat(p)->mode, 0640u);
+  ASSERT_OK(c_->Utimens(p, 1000000000ll * 100, 1000000000ll * 200));
+  EXPECT_EQ(c_->Stat(p)->mtime_ns, 1000000000ll * 200);
+  auto v1 = c_->Stat(p)->version;
+  Touch(p, "changed");
+  EXPECT_NE(c_->Stat(p)->version, v1);
+}
+
+TEST_F(NamespaceTest, LayoutsInheritFromDirectory) {
+  ASSERT_OK(c_->SetLayout(dir_, 2, 128 * 1024));
+  auto d = c_->GetLayout(dir_);
+  ASSERT_OK(d);
+  EXPECT_TRUE(d->is_default);
+  EXPECT_EQ(d->stripe_count, 2u);
+  Touch(dir_ + "/child", std::string(1 << 20, 'c'));
+  auto l = c_->GetLayout(dir_ + "/child");
+  ASSERT_OK(l);
+  EXPECT_EQ(l->stripe_count, 2u);
+  EXPECT_EQ(l->stripe_size, 128u * 1024);
+  ASSERT_EQ(l->targets.size(), 2u);
+  EXPECT_NE(l->targets[0], l->targets[1]);
+  // A non-empty file cannot be re-striped.
+  EXPECT_NE(c_->SetLayout(dir_ + "/child", 1, 1 << 20).code(), 0);
+  EXPECT_EQ(c_->SetLayout(dir_ + "/bad", 1, 1000).code(), EINVAL);   // not a multiple of 4 KiB
+  // Default files stripe over all targets.
+  Touch("/" + std::string("default-layout-file"), "x");
+  EXPECT_EQ(c_->GetLayout("/default-layout-file")->stripe_count, 3u);
+}
+
+// Clients in separate processes race: exactly one O_EXCL create wins each
+// name, and every file created by anyone is listed afterwards.
+TEST_F(NamespaceTest, ConcurrentClientsInSeparateProcesses) {
+  constexpr int kProcs = 4, kFiles = 40;
+  int pipes[kProcs][2];
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; p++) {
+    ASSERT_EQ(pipe(pipes[p]), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(pipes[p][0]);
+      ClientOptions o;
+      o.meta = cluster_->meta();
+      auto c = Client::Connect(o);
+      if (!c.ok()) _exit(10);
+      int wins = 0;
+      for (int i = 0; i < kFiles; i++) {
+        auto fd = (*c)->Open(dir_ + "/race" + std::to_string(i), O_CREAT | O_EXCL | O_WRONLY);
+        if (fd.ok()) {
+          wins++;
+          if (!(*c)->Close(*fd).ok()) _exit(11);
+        } else if (fd.status().code() != EEXIST) {
+          _exit(12);
+        }
+        auto own = (*c)->Open(dir_ + "/own" + std::to_string(p) + "-" + std::to_string(i),
+                              O_CREAT | O_EXCL | O_WRONLY);
+        if (!own.ok() || !(*c)->Close(*own).ok()) _exit(13);
+      }
+      (void)!write(pipes[p][1], &wins, sizeof(wins));
+      c->reset();
+      _exit(0);
+    }
+    close(pipes[p][1]);
+    kids.push_back(pid);
+  }
+  int total_wins = 0;
+  for (int p = 0; p < kProcs; p++) {
+    int status = 0;
+    waitpid(kids[p], &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << status;
+    int wins = 0;
+    ASSERT_EQ(read(pipes[p][0], &wins, sizeof(wins)), (ssize_t)sizeof(wins));
+    close(pipes[p][0]);
+    total_wins += wins;
+  }
+  EXPECT_EQ(total_wins, kFiles);
+  auto list = c_->ReadDir(dir_);
+  ASSERT_OK(list);
+  EXPECT_EQ(list->size(), static_cast<size_t>(kFiles + kProcs * kFiles));
+}
+
+}  // namespace
+}  // namespace stria::systest
