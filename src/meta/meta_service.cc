@@ -93,19 +93,22 @@ Status MetaService::Init() {
     auto s = db_->Write(wo, &b);
     if (!s.ok()) return Err(EIO, "create root: {}", s.ToString());
   }
-  // The cluster map is small: keep it in memory; everything starts DOWN.
+  // The cluster map is small: keep it in memory. Known stores count as up
+  // until they miss the heartbeat timeout, so a restarted meta places new
+  // files at once instead of failing them until the first heartbeats.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); it->Next()) {
     proto::StoreInfo s;
     if (s.ParseFromString(it->value().ToString())) {
-      s.set_state(proto::TS_DOWN);
+      s.set_state(proto::TS_UP);
       stores[s.id()] = s;
+      store_seen_ms[s.id()] = started_ms;
     }
   }
   for (it->Seek("T"); it->Valid() && it->key().starts_with("T"); it->Next()) {
     TargetRecord r;
     if (r.ParseFromString(it->value().ToString())) {
-      r.mutable_info()->set_state(proto::TS_DOWN);
+      r.mutable_info()->set_state(proto::TS_UP);
       targets[r.info().id()] = r;
     }
   }
