@@ -53,9 +53,9 @@ struct Client::Impl {
   proto::Cred cred;
   rpc::IoThread io;
   std::shared_ptr<rpc::Channel> meta;
-  uint64_t session = 0;
-  uint64_t root = 1;
-  uint32_t heartbeat_ms = 2000;
+  std::atomic<uint64_t> session{0};   // replaced when a lost session is resumed
+  std::atomic<uint64_t> root{1};
+  std::atomic<uint32_t> heartbeat_ms{2000};
   std::atomic<uint64_t> next_seq{1};
 
   std::mutex mu;

@@ -125,14 +125,14 @@ Status Client::Impl::OpenSession() {
 void Client::Impl::HeartbeatLoop() {
   std::unique_lock lk(hb_mu);
   while (!stopping) {
-    hb_cv.wait_for(lk, Millis(heartbeat_ms));
+    hb_cv.wait_for(lk, Millis(heartbeat_ms.load()));
     if (stopping) break;
     lk.unlock();
     proto::SessionHeartbeatRequest req;
     req.set_session(session);
     for (uint64_t ino : OpenInodes()) req.add_open_inodes(ino);
     rpc::CallOptions co;
-    co.timeout = Millis(heartbeat_ms);
+    co.timeout = Millis(heartbeat_ms.load());
     rpc::CallResult r = meta->CallSync(proto::SESSION_HEARTBEAT, req.SerializeAsString(), {}, co);
     if (r.status.code() == ENOENT) {
       // Meta lost the session (restart, or it expired): resume it.

@@ -25,7 +25,8 @@ TEST(Crc32c, KnownVector) {
 }
 
 TEST(Frame, RoundTrip) {
-  auto f = DecodeFrame(GoodFrame());
+  std::string bytes = GoodFrame();   // the decoded frame points into it
+  auto f = DecodeFrame(bytes);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(f->header.type, 7);
   EXPECT_EQ(f->header.request_id, 42u);

@@ -79,6 +79,28 @@ class Cluster {
   std::string meta_;
 };
 
+// A test suite that shares one 3-store cluster; each test gets a client.
+class SharedClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = new Cluster(3);
+    Status st = cluster_->Up();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(cluster_, nullptr);
+    client_ = cluster_->Connect();
+    ASSERT_NE(client_, nullptr);
+  }
+
+  static inline Cluster* cluster_ = nullptr;
+  std::unique_ptr<Client> client_;
+};
+
 #define ASSERT_OK(expr)                                  \
   do {                                                   \
     auto&& _r = (expr);                                  \

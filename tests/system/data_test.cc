@@ -12,23 +12,8 @@
 namespace stria::systest {
 namespace {
 
-class DataTest : public ::testing::Test {
+class DataTest : public SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = new Cluster(3);
-    Status st = cluster_->Up();
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    client_ = cluster_->Connect();
-    ASSERT_NE(client_, nullptr);
-  }
-
   // Reads the whole file and compares it with ref.
   void ExpectContent(const std::string& path, const std::string& ref) {
     auto a = client_->Stat(path);
@@ -48,11 +33,7 @@ class DataTest : public ::testing::Test {
     }
     ASSERT_OK(client_->Close(*fd));
   }
-
-  static Cluster* cluster_;
-  std::unique_ptr<Client> client_;
 };
-Cluster* DataTest::cluster_ = nullptr;
 
 void Fill(std::mt19937_64& rng, char* p, size_t n) {
   for (size_t i = 0; i < n; i++) p[i] = static_cast<char>(rng());

@@ -11,21 +11,11 @@
 namespace stria::systest {
 namespace {
 
-class NamespaceTest : public ::testing::Test {
+class NamespaceTest : public SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = new Cluster(3);
-    Status st = cluster_->Up();
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    c_ = cluster_->Connect();
-    ASSERT_NE(c_, nullptr);
+    SharedClusterTest::SetUp();
+    c_ = client_.get();
     dir_ = std::string("/") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_OK(c_->Mkdir(dir_));
   }
@@ -47,11 +37,9 @@ class NamespaceTest : public ::testing::Test {
   }
   int Code(const Status& st) { return st.code(); }
 
-  static Cluster* cluster_;
-  std::unique_ptr<Client> c_;
+  Client* c_ = nullptr;
   std::string dir_;
 };
-Cluster* NamespaceTest::cluster_ = nullptr;
 
 TEST_F(NamespaceTest, CreateExclusive) {
   auto fd = c_->Open(dir_ + "/f", O_CREAT | O_EXCL | O_WRONLY, 0600);
