@@ -107,10 +107,7 @@ Result<std::string> OpStoreHeartbeat(Ctx& c, Txn& t, const std::string& msg) {
     for (auto id : g.targets()) {
       if (id != ref.target()) left.add_targets(id);
     }
-    if (left.targets_size() == 0) {
-      t.Delete(keys::Garbage(ref.seq()));
-      t.garbage_delta--;
-    }
+    if (left.targets_size() == 0) t.Delete(keys::Garbage(ref.seq()));
     else t.Put(keys::Garbage(ref.seq()), left.SerializeAsString());
   }
   proto::StoreHeartbeatReply rep;
