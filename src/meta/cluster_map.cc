@@ -107,7 +107,10 @@ Result<std::string> OpStoreHeartbeat(Ctx& c, Txn& t, const std::string& msg) {
     for (auto id : g.targets()) {
       if (id != ref.target()) left.add_targets(id);
     }
-    if (left.targets_size() == 0) t.Delete(keys::Garbage(ref.seq()));
+    if (left.targets_size() == 0) {
+      t.Delete(keys::Garbage(ref.seq()));
+      t.garbage_delta--;
+    }
     else t.Put(keys::Garbage(ref.seq()), left.SerializeAsString());
   }
   proto::StoreHeartbeatReply rep;

@@ -1,14 +1,12 @@
-// Operations that add names: Create (also mknod), Mkdir, Symlink, Link.
+// Create (regular files and mknod types) and the helpers every operation
+// that adds a name shares.
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
+#include "meta/ops_internal.h"
 #include "meta/permissions.h"
 
 namespace stria::meta {
-
-namespace {
-
-constexpr uint64_t kDefaultStripe = 1 << 20;
 
 // Checks that parent is a directory the caller may add name to, and that
 // name is free. Returns the parent's record.
@@ -43,14 +41,9 @@ Result<InodeRecord> NewInode(Ctx& c, Txn& t, const InodeRecord& dir, proto::File
   a->set_mtime_ns(now);
   a->set_ctime_ns(now);
   a->set_version(1);
-  c.inode_count++;
+  t.inode_delta++;
   return r;
 }
-
-}  // namespace
-
-Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino);   // open_close.cc
-Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec);           // setattr.cc
 
 Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::CreateRequest>(msg, "create"));
@@ -59,6 +52,12 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
     return Err(EINVAL, "create: use mkdir or symlink for that type");
   }
   STRIA_RETURN_IF_ERROR(CheckName(req.name()));
+  {
+    // Opening an existing name still needs a searchable directory.
+    STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.parent()));
+    if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "create: inode {} is not a directory", req.parent());
+    STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "create"));
+  }
   STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, req.parent(), req.name()));
   proto::CreateReply rep;
   if (existing) {
@@ -99,50 +98,6 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
   *rep.mutable_attr() = rec.attr();
   *rep.mutable_layout() = rec.layout();
   rep.set_created(true);
-  return rep.SerializeAsString();
-}
-
-Result<std::string> OpMkdir(Ctx& c, Txn& t, const std::string& msg) {
-  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::MkdirRequest>(msg, "mkdir"));
-  STRIA_ASSIGN_OR_RETURN(auto dir, PrepareAdd(c, t, req.parent(), req.name(), req.cred(), "mkdir"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, proto::FT_DIR, req.mode(), req.cred()));
-  rec.set_parent(req.parent());
-  rec.set_next_cookie(1);
-  STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.name(), rec.attr().ino(), proto::FT_DIR));
-  c.PutInode(t, rec);
-  proto::MkdirReply rep;
-  *rep.mutable_attr() = rec.attr();
-  return rep.SerializeAsString();
-}
-
-Result<std::string> OpSymlink(Ctx& c, Txn& t, const std::string& msg) {
-  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::SymlinkRequest>(msg, "symlink"));
-  if (req.target().empty()) return Err(ENOENT, "symlink: empty target");
-  if (req.target().size() > 4095) return Err(ENAMETOOLONG, "symlink: target longer than 4095 bytes");
-  STRIA_ASSIGN_OR_RETURN(auto dir, PrepareAdd(c, t, req.parent(), req.name(), req.cred(), "symlink"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, proto::FT_SYMLINK, 0777, req.cred()));
-  rec.set_symlink(req.target());
-  rec.mutable_attr()->set_size(req.target().size());
-  STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.name(), rec.attr().ino(), proto::FT_SYMLINK));
-  c.PutInode(t, rec);
-  proto::SymlinkReply rep;
-  *rep.mutable_attr() = rec.attr();
-  return rep.SerializeAsString();
-}
-
-Result<std::string> OpLink(Ctx& c, Txn& t, const std::string& msg) {
-  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::LinkRequest>(msg, "link"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
-  if (rec.attr().type() == proto::FT_DIR) return Err(EPERM, "link: inode {} is a directory", req.ino());
-  if (rec.attr().nlink() == 0) return Err(ENOENT, "link: inode {} was removed", req.ino());
-  if (rec.attr().nlink() >= 65000) return Err(EMLINK, "link: inode {} has too many links", req.ino());
-  STRIA_ASSIGN_OR_RETURN(auto dir, PrepareAdd(c, t, req.new_parent(), req.new_name(), req.cred(), "link"));
-  STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.new_name(), rec.attr().ino(), rec.attr().type()));
-  rec.mutable_attr()->set_nlink(rec.attr().nlink() + 1);
-  rec.mutable_attr()->set_ctime_ns(NowNs());
-  c.PutInode(t, rec);
-  proto::LinkReply rep;
-  *rep.mutable_attr() = rec.attr();
   return rep.SerializeAsString();
 }
 

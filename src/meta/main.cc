@@ -3,30 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include "common/admin_http.h"
-#include "common/metrics.h"
 #include "common/rpc.h"
 #include "common/util.h"
+#include "meta/meta_server.h"
 #include "meta/meta_service.h"
 #include "proto/stria.pb.h"
 
 namespace stria::meta {
-
-// Every request type goes to the executor; its reply is sent from there.
-void RegisterHandlers(rpc::Server& server, MetaService& service) {
-  for (int type = 1; type < proto::MsgType_ARRAYSIZE; type++) {
-    if (!proto::MsgType_IsValid(type) || type >= proto::OBJ_WRITE) continue;
-    server.Handle(static_cast<uint16_t>(type), [&service, type](rpc::Request&& req, rpc::Responder resp) {
-      service.Submit(static_cast<uint16_t>(type), std::move(req.message), [resp](OpResult r) {
-        if (!r.status.ok()) {
-          resp.Fail(r.status);
-          return;
-        }
-        resp.ReplyBytes(std::move(r.reply));
-      });
-    });
-  }
-  server.Handle(proto::PING, [](rpc::Request&&, rpc::Responder resp) { resp.Reply(proto::PingReply()); });
-}
 
 int Main(int argc, char** argv) {
   BlockTerminationSignals();
@@ -64,13 +47,6 @@ int Main(int argc, char** argv) {
   opt.admin_address = fmt::format("{}:{}", admin_addr->first, *aport);
   auto service = MetaService::Open(opt);
   if (!service.ok()) return fail(service.status());
-  MetaService* svc = service->get();
-  metrics::Registry::Default().AddCollector([svc](std::string& out) {
-    // Read without the executor: a relaxed snapshot is fine for a gauge.
-    out += "# HELP stria_meta_inodes Inodes in the namespace\n# TYPE stria_meta_inodes gauge\n";
-    out += fmt::format("stria_meta_inodes {}\n", svc->inode_count);
-  });
-
   rpc::Server server("meta");
   RegisterHandlers(server, **service);
   auto port = server.Listen(listen_addr->first, listen_addr->second);

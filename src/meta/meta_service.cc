@@ -54,7 +54,14 @@ Result<std::unique_ptr<MetaService>> MetaService::Open(const MetaOptions& opt) {
   auto& reg = metrics::Registry::Default();
   s->syncs_ = &reg.GetCounter("stria_meta_wal_syncs_total", "WAL syncs (one per group commit)");
   s->mutations_ = &reg.GetCounter("stria_meta_mutations_total", "Mutations made durable");
+  s->inodes_gauge_ = &reg.GetGauge("stria_meta_inodes", "Inodes in the namespace");
+  s->targets_up_ = &reg.GetGauge("stria_meta_targets_up", "Storage targets up");
+  s->targets_down_ = &reg.GetGauge("stria_meta_targets_down", "Storage targets down");
+  s->garbage_gauge_ = &reg.GetGauge("stria_meta_garbage_queue", "Objects waiting to be freed on the stores");
+  s->sessions_gauge_ = &reg.GetGauge("stria_meta_sessions", "Live client sessions");
   STRIA_RETURN_IF_ERROR(s->Init());
+  s->UpdateGauges();
+  s->syncer_ = std::thread([p = s.get()] { p->SyncLoop(); });
   s->thread_ = std::thread([p = s.get()] { p->Loop(); });
   return s;
 }
@@ -66,7 +73,13 @@ MetaService::~MetaService() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (db_) (void)db_->SyncWAL();   // best effort; every reply already waited for its sync
+  // The syncer drains what is still waiting (one last sync) before it ends.
+  {
+    std::lock_guard lk(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
 }
 
 Status MetaService::Init() {
@@ -113,6 +126,7 @@ Status MetaService::Init() {
     }
   }
   for (it->Seek("I"); it->Valid() && it->key().starts_with("I"); it->Next()) inode_count++;
+  for (it->Seek("G"); it->Valid() && it->key().starts_with("G"); it->Next()) garbage_count++;
   if (!it->status().ok()) return Err(EIO, "scan metadata store: {}", it->status().ToString());
   return Status::Ok();
 }
@@ -145,24 +159,59 @@ void MetaService::Loop() {
       Housekeeping();
       last_housekeeping_ms_ = MonoMs();
     }
-    // Group commit: run everything that queued up, sync the WAL once, then
-    // release the replies of the mutations.
-    std::vector<std::pair<std::function<void(OpResult)>, OpResult>> waiting;
     for (auto& job : batch) {
       bool wrote = false;
       OpResult r = Run(job.type, job.message, &wrote);
-      if (wrote) waiting.emplace_back(std::move(job.done), std::move(r));
-      else job.done(std::move(r));
+      if (!wrote) {
+        job.done(std::move(r));
+        continue;
+      }
+      // Its batch is in the WAL (unsynced): the reply waits for the syncer.
+      {
+        std::lock_guard lk(sync_mu_);
+        waiting_.push_back({written_seq_, std::move(job.done), std::move(r)});
+      }
+      sync_cv_.notify_one();
     }
-    if (waiting.empty()) continue;
+    UpdateGauges();
+  }
+}
+
+void MetaService::SyncLoop() {
+  while (true) {
+    uint64_t upto;
+    {
+      std::unique_lock lk(sync_mu_);
+      sync_cv_.wait(lk, [this] { return sync_stop_ || !waiting_.empty(); });
+      if (waiting_.empty()) return;   // stopping, nothing left
+      upto = written_seq_;            // every batch written before this sync starts
+    }
     auto s = db_->SyncWAL();
     syncs_->Inc();
-    mutations_->Inc(waiting.size());
-    for (auto& [done, r] : waiting) {
-      if (!s.ok()) r = OpResult{Err(EIO, "metadata WAL sync failed: {}", s.ToString()), ""};
-      done(std::move(r));
+    std::deque<Waiting> ready;
+    {
+      std::lock_guard lk(sync_mu_);
+      while (!waiting_.empty() && waiting_.front().seq <= upto) {
+        ready.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+    }
+    mutations_->Inc(ready.size());
+    for (auto& w : ready) {
+      if (!s.ok()) w.result = OpResult{Err(EIO, "metadata WAL sync failed: {}", s.ToString()), ""};
+      w.done(std::move(w.result));
     }
   }
+}
+
+void MetaService::UpdateGauges() {
+  int up = 0, down = 0;
+  for (const auto& [id, t] : targets) (t.info().state() == proto::TS_UP ? up : down)++;
+  inodes_gauge_->Set(static_cast<double>(inode_count));
+  garbage_gauge_->Set(static_cast<double>(garbage_count));
+  targets_up_->Set(up);
+  targets_down_->Set(down);
+  sessions_gauge_->Set(static_cast<double>(sessions.size()));
 }
 
 namespace {
@@ -233,6 +282,8 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
       if (prev->has_value()) {
         DedupRecord d;
         d.ParseFromString(**prev);
+        // The first attempt may still wait for its sync: so does the replay.
+        *wrote = true;
         if (d.errno_code()) return {Status(d.errno_code(), d.message()), ""};
         return {Status::Ok(), d.reply()};
       }
@@ -254,6 +305,12 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
     auto b = t.Batch();
     auto s = db_->Write(rocksdb::WriteOptions(), &b);
     if (!s.ok()) return {Err(EIO, "metadata write failed: {}", s.ToString()), ""};
+    inode_count += t.inode_delta;
+    garbage_count += t.garbage_delta;
+    {
+      std::lock_guard lk(sync_mu_);
+      written_seq_++;
+    }
     *wrote = true;
   }
   return out;
@@ -323,13 +380,6 @@ Status MetaService::RemoveEntry(Txn& t, uint64_t parent, const std::string& name
   return Status::Ok();
 }
 
-bool MetaService::IsOpen(uint64_t ino) const {
-  for (const auto& [id, s] : sessions) {
-    if (s.opens.count(ino)) return true;
-  }
-  return false;
-}
-
 Status MetaService::DropLink(Txn& t, InodeRecord& rec) {
   auto* a = rec.mutable_attr();
   bool dir = a->type() == proto::FT_DIR;
@@ -339,7 +389,7 @@ Status MetaService::DropLink(Txn& t, InodeRecord& rec) {
     PutInode(t, rec);
     return Status::Ok();
   }
-  if (IsOpen(a->ino())) {
+  if (sessions.IsOpen(a->ino())) {
     PutInode(t, rec);
     t.Put(keys::Orphan(a->ino()), "");
     return Status::Ok();
@@ -356,7 +406,7 @@ Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     t.Delete(it->key().ToString());
   }
-  if (inode_count) inode_count--;
+  t.inode_delta--;
   if (rec.attr().type() == proto::FT_REG) return QueueGarbage(t, rec.layout());
   return Status::Ok();
 }
@@ -369,6 +419,7 @@ Status MetaService::QueueGarbage(Txn& t, const proto::Layout& layout) {
   for (auto id : layout.targets()) g.add_targets(id);
   g.set_count(layout.stripe_count());
   t.Put(keys::Garbage(seq), g.SerializeAsString());
+  t.garbage_delta++;
   return Status::Ok();
 }
 
@@ -427,23 +478,15 @@ void MetaService::Housekeeping() {
     }
   }
   // Expired sessions lose their opens.
-  std::vector<uint64_t> expired;
-  for (auto& [id, s] : sessions) {
-    if (now - s.last_ms > opt_.session_timeout_ms) expired.push_back(id);
-  }
-  for (auto id : expired) {
-    spdlog::info("session {} expired", id);
-    sessions.erase(id);
-  }
+  for (auto id : sessions.Expire(now, opt_.session_timeout_ms)) spdlog::info("session {} expired", id);
   // Orphans nobody holds open any more (after a grace period at start, so
   // that clients can resume their sessions) are freed.
-  if (now - started_ms < opt_.session_timeout_ms && !expired.empty()) return;
   if (now - started_ms < opt_.session_timeout_ms) return;
   Txn t(db_.get());
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek("O"); it->Valid() && it->key().starts_with("O"); it->Next()) {
     uint64_t ino = keys::GetBE(it->key().ToStringView(), 1);
-    if (IsOpen(ino)) continue;
+    if (sessions.IsOpen(ino)) continue;
     auto rec = GetInode(t, ino);
     if (rec.ok()) (void)DeleteInode(t, *rec);
     else t.Delete(it->key().ToString());
@@ -460,7 +503,12 @@ void MetaService::Housekeeping() {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db_->Write(wo, &b);
-    if (!s.ok()) spdlog::error("housekeeping write failed: {}", s.ToString());
+    if (!s.ok()) {
+      spdlog::error("housekeeping write failed: {}", s.ToString());
+      return;
+    }
+    inode_count += t.inode_delta;
+    garbage_count += t.garbage_delta;
   }
 }
 

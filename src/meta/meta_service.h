@@ -3,9 +3,9 @@
 //
 // Threading: every operation runs on one executor thread (Submit), so the
 // operations themselves need no locks. Each mutation is one WriteBatch
-// written without sync; the executor then syncs the WAL once for everything
-// it wrote in that round before sending those replies (group commit:
-// concurrent clients share fsyncs). Reads reply at once.
+// written without sync; a separate syncer thread syncs the WAL and then
+// releases every reply whose batch was written before that sync began, so
+// concurrent clients share fsyncs (group commit). Reads reply at once.
 #pragma once
 
 #include <condition_variable>
@@ -24,6 +24,7 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "meta/sessions.h"
 #include "meta_records.pb.h"
 #include "proto/stria.pb.h"
 
@@ -47,6 +48,9 @@ class Txn {
   void Put(const std::string& key, std::string value);
   void Delete(const std::string& key);
   bool empty() const { return writes_.empty(); }
+  // Gauge changes, applied only when the batch is written.
+  int64_t inode_delta = 0;
+  int64_t garbage_delta = 0;
   rocksdb::WriteBatch Batch() const;
 
  private:
@@ -72,11 +76,6 @@ class MetaService {
   OpResult Execute(uint16_t type, const std::string& message);
 
   // ---- state used by the operations (executor thread only) ----
-  struct Session {
-    int64_t last_ms = 0;
-    std::map<uint64_t, int> opens;   // ino -> count
-  };
-
   rocksdb::DB* db() { return db_.get(); }
   const MetaOptions& options() const { return opt_; }
 
@@ -94,11 +93,10 @@ class MetaService {
   // Deletes an inode with no links and no opens; queues its objects.
   Status DeleteInode(Txn& t, const meta::InodeRecord& rec);
   Status QueueGarbage(Txn& t, const proto::Layout& layout);
-  bool IsOpen(uint64_t ino) const;
   // Chooses targets for a new layout (count 0: all up).
   Result<proto::Layout> ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count);
 
-  std::unordered_map<uint64_t, Session> sessions;
+  Sessions sessions;
   std::map<uint32_t, proto::StoreInfo> stores;      // by id
   std::map<uint32_t, meta::TargetRecord> targets;   // by id
   std::map<uint32_t, int64_t> store_seen_ms;        // last heartbeat (monotonic)
@@ -106,30 +104,53 @@ class MetaService {
   uint64_t map_version = 1;
   int64_t started_ms = 0;
   uint64_t inode_count = 0;
+  uint64_t garbage_count = 0;
 
  private:
   MetaService() = default;
   Status Init();
   void Loop();
+  void SyncLoop();
   void Housekeeping();
-  // Runs one operation; *wrote says whether it mutated (and must be synced).
+  void UpdateGauges();
+  // Runs one operation; *wrote says whether its reply must wait for a sync.
   OpResult Run(uint16_t type, const std::string& message, bool* wrote);
 
   MetaOptions opt_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::mutex mu_;
-  std::condition_variable cv_;
+
   struct Job {
     uint16_t type;
     std::string message;
     std::function<void(OpResult)> done;
   };
+  std::mutex mu_;
+  std::condition_variable cv_;
   std::deque<Job> jobs_;   // GUARDED_BY(mu_)
   bool stop_ = false;      // GUARDED_BY(mu_)
   std::thread thread_;
   int64_t last_housekeeping_ms_ = 0;
+
+  // Replies waiting for the WAL sync that covers their batch.
+  struct Waiting {
+    uint64_t seq;   // batches written up to and including this one
+    std::function<void(OpResult)> done;
+    OpResult result;
+  };
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::deque<Waiting> waiting_;   // GUARDED_BY(sync_mu_)
+  uint64_t written_seq_ = 0;      // GUARDED_BY(sync_mu_)
+  bool sync_stop_ = false;        // GUARDED_BY(sync_mu_)
+  std::thread syncer_;
+
   metrics::Counter* syncs_ = nullptr;
   metrics::Counter* mutations_ = nullptr;
+  metrics::Gauge* inodes_gauge_ = nullptr;
+  metrics::Gauge* targets_up_ = nullptr;
+  metrics::Gauge* targets_down_ = nullptr;
+  metrics::Gauge* garbage_gauge_ = nullptr;
+  metrics::Gauge* sessions_gauge_ = nullptr;
 };
 
 // One function per operation (files named after them). Each validates its

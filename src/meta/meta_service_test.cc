@@ -1,5 +1,5 @@
 // MetaService on a real RocksDB in a temporary directory, called directly.
-#include "meta/meta_service.h"
+#include "meta/meta_test_fixture.h"
 
 #include <gtest/gtest.h>
 
@@ -9,98 +9,6 @@
 
 namespace stria::meta {
 namespace {
-
-class MetaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string t = std::filesystem::temp_directory_path().string() + "/stria-meta-XXXXXX";
-    dir_ = mkdtemp(t.data());
-    Reopen();
-    // One store with two targets, so that files get layouts.
-    proto::RegisterStoreRequest reg;
-    reg.set_address("127.0.0.1:1");
-    for (int i = 0; i < 2; i++) {
-      auto* tr = reg.add_targets();
-      tr->set_uuid("uuid" + std::to_string(i));
-      tr->set_path("/t" + std::to_string(i));
-      tr->set_capacity(1 << 30);
-    }
-    auto r = Call<proto::RegisterStoreReply>(proto::REGISTER_STORE, reg);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    store_id_ = r->store_id();
-  }
-  void TearDown() override {
-    svc_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Reopen() {
-    svc_.reset();
-    MetaOptions o;
-    o.data_dir = dir_;
-    auto s = MetaService::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    svc_ = std::move(s).value();
-  }
-  template <typename Reply>
-  Result<Reply> Call(proto::MsgType type, const google::protobuf::MessageLite& req) {
-    OpResult r = svc_->Execute(type, req.SerializeAsString());
-    if (!r.status.ok()) return r.status;
-    Reply rep;
-    if (!rep.ParseFromString(r.reply)) return Err(EBADMSG, "reply does not parse");
-    return rep;
-  }
-  proto::Cred Root() { return proto::Cred(); }
-  proto::Cred User(uint32_t uid) {
-    proto::Cred c;
-    c.set_uid(uid);
-    c.set_gid(uid);
-    return c;
-  }
-  Result<proto::Attr> Mkdir(uint64_t parent, const std::string& name, proto::Cred cred = {},
-                            uint32_t mode = 0755) {
-    proto::MkdirRequest req;
-    *req.mutable_cred() = cred;
-    req.set_parent(parent);
-    req.set_name(name);
-    req.set_mode(mode);
-    auto r = Call<proto::MkdirReply>(proto::MKDIR, req);
-    if (!r.ok()) return r.status();
-    return r->attr();
-  }
-  Result<proto::CreateReply> Create(uint64_t parent, const std::string& name, bool excl = false,
-                                    proto::Cred cred = {}, uint64_t session = 0) {
-    proto::CreateRequest req;
-    *req.mutable_cred() = cred;
-    req.set_parent(parent);
-    req.set_name(name);
-    req.set_mode(0644);
-    req.set_exclusive(excl);
-    if (session) {
-      req.set_open(true);
-      req.set_session(session);
-    }
-    return Call<proto::CreateReply>(proto::CREATE, req);
-  }
-  Status Unlink(uint64_t parent, const std::string& name, proto::Cred cred = {}) {
-    proto::UnlinkRequest req;
-    *req.mutable_cred() = cred;
-    req.set_parent(parent);
-    req.set_name(name);
-    return Call<proto::UnlinkReply>(proto::UNLINK, req).status();
-  }
-  std::vector<proto::ObjectRef> Garbage() {
-    proto::StoreHeartbeatRequest hb;
-    hb.set_store_id(store_id_);
-    auto r = Call<proto::StoreHeartbeatReply>(proto::STORE_HEARTBEAT, hb);
-    EXPECT_TRUE(r.ok());
-    return r.ok() ? std::vector<proto::ObjectRef>(r->remove().begin(), r->remove().end())
-                  : std::vector<proto::ObjectRef>();
-  }
-
-  std::string dir_;
-  std::unique_ptr<MetaService> svc_;
-  uint32_t store_id_ = 0;
-};
 
 TEST_F(MetaTest, RetriedMutationIsAppliedOnce) {
   proto::MkdirRequest req;

@@ -3,11 +3,10 @@
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
+#include "meta/ops_internal.h"
 #include "meta/permissions.h"
 
 namespace stria::meta {
-
-Result<bool> DirIsEmpty(Ctx& c, Txn& t, uint64_t ino);   // unlink.cc
 
 namespace {
 

@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
+#include "meta/ops_internal.h"
 #include "meta/permissions.h"
 
 namespace stria::meta {

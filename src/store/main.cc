@@ -1,4 +1,9 @@
 // stria-store: serves one or more targets (directories on local disks).
+#include <signal.h>
+#include <unistd.h>
+
+#include <mutex>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -62,12 +67,12 @@ int Main(int argc, char** argv) {
   });
 
   WorkerPool pool(workers);
-  StoreService service(&targets, &pool);
   rpc::Server server("store");
-  service.RegisterHandlers(server);
   auto port = server.Listen(listen_addr->first, listen_addr->second);
   if (!port.ok()) return fail(port.status());
   std::string address = fmt::format("{}:{}", listen_addr->first, *port);
+  StoreService service(&targets, &pool, address);
+  service.RegisterHandlers(server);
   AdminHttp http([&]() -> Status {
     for (auto& t : targets) {
       uint64_t cap, used;
@@ -79,20 +84,36 @@ int Main(int argc, char** argv) {
   if (!aport.ok()) return fail(aport.status());
   std::string admin_address = fmt::format("{}:{}", admin_addr->first, *aport);
 
-  MetaLink link(meta, address, admin_address, &targets, &pool);
-  if (Status st = link.Register(); !st.ok()) return fail(st);
+  // Serving before registration is harmless: until meta assigns ids, every
+  // target is unknown (ENOENT).
   server.Start();
-  link.Start();
-  if (!port_file.empty()) {
-    Status st = WriteFileAtomic(port_file, "listen=" + address + "\nadmin=" + admin_address + "\n");
-    if (!st.ok()) return fail(st);
-  }
-  spdlog::info("stria-store serving {} target(s) on {} (admin {})", targets.size(), address, admin_address);
+  MetaLink link(meta, address, admin_address, &targets, &pool);
+  std::mutex fatal_mu;
+  Status fatal;
+  link.Start([&](const Status& registered) {
+    Status st = registered;
+    if (st.ok() && !port_file.empty()) {
+      st = WriteFileAtomic(port_file, "listen=" + address + "\nadmin=" + admin_address + "\n");
+    }
+    if (st.ok()) {
+      spdlog::info("stria-store serving {} target(s) on {} (admin {})", targets.size(), address,
+                   admin_address);
+      return;
+    }
+    {
+      std::lock_guard lk(fatal_mu);
+      fatal = st;
+    }
+    ::kill(::getpid(), SIGTERM);   // wakes WaitForTerminationSignal
+  });
   int sig = WaitForTerminationSignal();
   spdlog::info("signal {}: shutting down", sig);
   link.Stop();
   server.Stop();
+  pool.Shutdown();   // queued disk work finishes while server and link still exist
   http.Stop();
+  std::lock_guard lk(fatal_mu);
+  if (!fatal.ok()) return fail(fatal);
   return 0;
 }
 

@@ -54,6 +54,8 @@ Status MetaLink::Register() {
     if (!warned) {
       spdlog::warn("cannot register with meta {}: {} (retrying)", meta_, r.status().ToString());
       warned = true;
+    } else {
+      spdlog::debug("cannot register with meta {}: {}", meta_, r.status().ToString());
     }
     std::unique_lock lk(mu_);
     if (cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return stop_; })) {
@@ -62,8 +64,13 @@ Status MetaLink::Register() {
   }
 }
 
-void MetaLink::Start() {
-  thread_ = std::thread([this] { Loop(); });
+void MetaLink::Start(std::function<void(const Status&)> registered) {
+  thread_ = std::thread([this, registered = std::move(registered)] {
+    Status st = Register();
+    if (st.code() == ECANCELED) return;
+    registered(st);
+    if (st.ok()) Loop();
+  });
 }
 
 void MetaLink::Stop() {

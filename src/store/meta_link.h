@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,8 +27,11 @@ class MetaLink {
 
   // Registers, retrying every 500 ms until meta answers or stop is requested.
   Status Register();
-  // Starts the heartbeat thread.
-  void Start();
+  // Starts the link's thread: registers, calls registered(status) once
+  // (ok, or why registration failed for good: then the thread ends), then
+  // beats. Registration runs here, not in main, so that a signal can still
+  // stop a store whose meta never answers.
+  void Start(std::function<void(const Status&)> registered);
   void Stop();
 
  private:

@@ -137,7 +137,14 @@ TEST(TargetFull, EnospcLosesNothing) {
     }
     EXPECT_EQ(last.code(), ENOSPC) << last.ToString();
     EXPECT_NE(last.message().find(dir), std::string::npos);
-    // An overwrite that does not fit either fails cleanly.
+    ASSERT_FALSE(written.empty());
+    // Growing an object that does not fit fails cleanly: its old bytes stay.
+    std::string big(1 << 20, 'Z');
+    EXPECT_EQ((*t)->Write(0, 0, 128 * 1024, big.data(), big.size()).code(), ENOSPC);
+    // Overwriting bytes already allocated still works on a full disk.
+    std::string patch(4000, 'P');
+    ASSERT_TRUE((*t)->Write(0, 0, 1000, patch.data(), patch.size()).ok());
+    written[0].replace(1000, patch.size(), patch);
     for (size_t i = 0; i < written.size(); i++) {
       auto r = (*t)->Read(i, 0, 0, written[i].size());
       ASSERT_TRUE(r.ok()) << r.status().ToString();

@@ -7,6 +7,16 @@ namespace stria::store {
 namespace {
 constexpr uint64_t kMaxIo = 64ull << 20;
 constexpr uint64_t kMaxOffset = 1ull << 60;
+
+// Offsets and lengths are checked before any disk work: a bad request must
+// never reach the file system (or overflow offset + length).
+Status CheckRange(const char* op, uint64_t offset, uint64_t length) {
+  if (length > kMaxIo) return Err(EINVAL, "{} of {} bytes: more than {} per request", op, length, kMaxIo);
+  if (offset > kMaxOffset || offset + length > kMaxOffset) {
+    return Err(EINVAL, "{} of {} bytes at offset {}: out of range", op, length, offset);
+  }
+  return Status::Ok();
+}
 }  // namespace
 
 WorkerPool::WorkerPool(int threads) {
@@ -27,13 +37,17 @@ WorkerPool::WorkerPool(int threads) {
   }
 }
 
-WorkerPool::~WorkerPool() {
+WorkerPool::~WorkerPool() { Shutdown(); }
+
+void WorkerPool::Shutdown() {
   {
     std::lock_guard lk(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void WorkerPool::Post(std::function<void()> job) {
@@ -44,8 +58,9 @@ void WorkerPool::Post(std::function<void()> job) {
   cv_.notify_one();
 }
 
-StoreService::StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool)
-    : targets_(targets), pool_(pool) {
+StoreService::StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool,
+                           std::string name)
+    : targets_(targets), pool_(pool), name_(std::move(name)) {
   auto& reg = metrics::Registry::Default();
   bytes_written_ = &reg.GetCounter("stria_store_bytes_written_total", "Object bytes written");
   bytes_read_ = &reg.GetCounter("stria_store_bytes_read_total", "Object bytes read");
@@ -58,16 +73,18 @@ Target* StoreService::Find(uint32_t id) const {
   return nullptr;
 }
 
+Status StoreService::Unknown(uint32_t target) const {
+  return Err(ENOENT, "store {} does not serve target {}", name_, target);
+}
+
 void StoreService::RegisterHandlers(rpc::Server& server) {
-  auto unknown = [](uint32_t id) {
-    return Err(ENOENT, "this store does not serve target {}", id);
-  };
+  auto unknown = [this](uint32_t id) { return Unknown(id); };
   server.HandleTyped<proto::ObjWriteRequest>(
       proto::OBJ_WRITE, [this, unknown](proto::ObjWriteRequest&& req, rpc::Request&& raw,
                                         rpc::Responder resp) {
         Target* t = Find(req.target());
         if (!t) return resp.Fail(unknown(req.target()));
-        if (req.offset() > kMaxOffset) return resp.Fail(Err(EFBIG, "write offset {} too large", req.offset()));
+        if (Status st = CheckRange("write", req.offset(), raw.payload.size()); !st.ok()) return resp.Fail(st);
         auto payload = std::make_shared<std::string>(std::move(raw.payload));
         pool_->Post([this, t, req = std::move(req), payload, resp] {
           Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size());
@@ -80,9 +97,7 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
       proto::OBJ_READ, [this, unknown](proto::ObjReadRequest&& req, rpc::Request&&, rpc::Responder resp) {
         Target* t = Find(req.target());
         if (!t) return resp.Fail(unknown(req.target()));
-        if (req.length() > kMaxIo || req.offset() > kMaxOffset) {
-          return resp.Fail(Err(EINVAL, "read of {} bytes at {} is out of range", req.length(), req.offset()));
-        }
+        if (Status st = CheckRange("read", req.offset(), req.length()); !st.ok()) return resp.Fail(st);
         pool_->Post([this, t, req = std::move(req), resp] {
           auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
           if (!data.ok()) return resp.Fail(data.status());
@@ -95,7 +110,9 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
       [this, unknown](proto::ObjTruncateRequest&& req, rpc::Request&&, rpc::Responder resp) {
         Target* t = Find(req.target());
         if (!t) return resp.Fail(unknown(req.target()));
-        if (req.length() > kMaxOffset) return resp.Fail(Err(EFBIG, "truncate length too large"));
+        if (req.length() > kMaxOffset) {
+          return resp.Fail(Err(EINVAL, "truncate to {} bytes: out of range", req.length()));
+        }
         pool_->Post([t, req = std::move(req), resp] {
           Status st = t->Truncate(req.ino(), req.index(), req.length());
           if (!st.ok()) return resp.Fail(st);

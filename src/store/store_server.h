@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,9 @@ class WorkerPool {
   explicit WorkerPool(int threads);
   ~WorkerPool();
   void Post(std::function<void()> job);
+  // Runs the queued jobs, then joins the threads. Idempotent. Call it before
+  // destroying what the jobs use (the server, the meta link).
+  void Shutdown();
 
  private:
   std::mutex mu_;
@@ -35,15 +39,20 @@ class WorkerPool {
 class StoreService {
  public:
   // targets: by id (ids as meta assigned them; may change after Register).
-  StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool);
+  // name: how errors name this store (its address).
+  StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool,
+               std::string name = "store");
   void RegisterHandlers(rpc::Server& server);
 
   // The target with this id, or nullptr.
   Target* Find(uint32_t id) const;
 
  private:
+  Status Unknown(uint32_t target) const;
+
   std::vector<std::unique_ptr<Target>>* targets_;
   WorkerPool* pool_;
+  std::string name_;
   metrics::Counter* bytes_written_;
   metrics::Counter* bytes_read_;
 };

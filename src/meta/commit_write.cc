@@ -1,0 +1,30 @@
+// CommitWrite: a client made data durable; size grows, mtime and version move.
+#include "common/util.h"
+#include "meta/kv_schema.h"
+#include "meta/meta_service.h"
+#include "meta/ops_internal.h"
+#include "meta/permissions.h"
+
+namespace stria::meta {
+
+Result<std::string> OpCommitWrite(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::CommitWriteRequest>(msg, "commit write"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
+  if (rec.attr().type() != proto::FT_REG) return Err(EINVAL, "commit: inode {} is not a regular file", req.ino());
+  auto* a = rec.mutable_attr();
+  a->set_size(std::max(a->size(), req.min_size()));
+  int64_t mtime = req.mtime_ns() ? req.mtime_ns() : NowNs();
+  a->set_mtime_ns(mtime);
+  a->set_ctime_ns(std::max(mtime, a->ctime_ns()));
+  a->set_version(a->version() + 1);
+  // Writes by a non-owner clear set-uid (and set-gid when group-executable).
+  if (req.cred().uid() != 0 && req.cred().uid() != a->uid() && (a->mode() & 06000)) {
+    a->set_mode(a->mode() & ~(04000u | ((a->mode() & 010) ? 02000u : 0u)));
+  }
+  c.PutInode(t, rec);
+  proto::CommitWriteReply rep;
+  *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
+}
+
+}  // namespace stria::meta

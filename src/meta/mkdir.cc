@@ -1,0 +1,23 @@
+// Mkdir.
+#include "common/util.h"
+#include "meta/kv_schema.h"
+#include "meta/meta_service.h"
+#include "meta/ops_internal.h"
+#include "meta/permissions.h"
+
+namespace stria::meta {
+
+Result<std::string> OpMkdir(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::MkdirRequest>(msg, "mkdir"));
+  STRIA_ASSIGN_OR_RETURN(auto dir, PrepareAdd(c, t, req.parent(), req.name(), req.cred(), "mkdir"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, proto::FT_DIR, req.mode(), req.cred()));
+  rec.set_parent(req.parent());
+  rec.set_next_cookie(1);
+  STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.name(), rec.attr().ino(), proto::FT_DIR));
+  c.PutInode(t, rec);
+  proto::MkdirReply rep;
+  *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
+}
+
+}  // namespace stria::meta

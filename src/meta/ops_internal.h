@@ -1,0 +1,32 @@
+// Helpers shared by the operation files (not part of the service's API).
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "meta/meta_service.h"
+
+namespace stria::meta {
+
+inline constexpr uint64_t kDefaultStripe = 1 << 20;
+
+// lookup.cc: name in dir, after checking that dir is a directory the caller
+// may search.
+Result<InodeRecord> Child(Ctx& c, Txn& t, const InodeRecord& dir, const std::string& name,
+                          const proto::Cred& cred);
+// create.cc: checks that parent is a live directory the caller may add name
+// to and that name is free; returns the parent's record.
+Result<InodeRecord> PrepareAdd(Ctx& c, Txn& t, uint64_t parent, const std::string& name,
+                               const proto::Cred& cred, const char* what);
+// create.cc: a fresh inode (number allocated in t) owned by cred, in dir.
+Result<InodeRecord> NewInode(Ctx& c, Txn& t, const InodeRecord& dir, proto::FileType type,
+                             uint32_t mode, const proto::Cred& cred);
+// setattr.cc: size 0 without touching the stores: a new object id, the old
+// objects queued as garbage.
+Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec);
+// open_close.cc: registers an open of ino by session (0: none).
+Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino);
+// unlink.cc: true when directory ino has no entries (seen through t).
+Result<bool> DirIsEmpty(Ctx& c, Txn& t, uint64_t ino);
+
+}  // namespace stria::meta

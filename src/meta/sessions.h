@@ -1,0 +1,43 @@
+// Client sessions and their open files, in memory only: clients re-send
+// their open sets with every heartbeat (and when resuming after a meta
+// restart), so nothing here needs to survive a restart. Used by the
+// executor thread only, so no locking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+namespace stria::meta {
+
+class Sessions {
+ public:
+  bool Exists(uint64_t id) const { return sessions_.count(id) != 0; }
+  // Creates the session if needed and renews its lease.
+  void Touch(uint64_t id, int64_t now_ms);
+  // One more open of ino by session id (which is touched).
+  void AddOpen(uint64_t id, uint64_t ino, int64_t now_ms);
+  // One open fewer; unknown sessions or inodes are ignored.
+  void DropOpen(uint64_t id, uint64_t ino);
+  // The session's open set becomes exactly inos (a heartbeat's view).
+  void ReplaceOpens(uint64_t id, const std::vector<uint64_t>& inos);
+  // Whether any live session holds ino open.
+  bool IsOpen(uint64_t ino) const { return open_count_.count(ino) != 0; }
+  // Drops sessions without a touch for timeout_ms; returns their ids.
+  std::vector<uint64_t> Expire(int64_t now_ms, int64_t timeout_ms);
+  size_t size() const { return sessions_.size(); }
+
+ private:
+  struct Session {
+    int64_t last_ms = 0;
+    std::map<uint64_t, int> opens;   // ino -> count
+  };
+  void Forget(Session& s);
+
+  std::unordered_map<uint64_t, Session> sessions_;
+  std::unordered_map<uint64_t, int> open_count_;   // ino -> opens over all sessions
+};
+
+}  // namespace stria::meta
