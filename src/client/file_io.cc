@@ -77,13 +77,14 @@ Status RunStoreOps(Client::Impl& impl, std::vector<StoreOp>& ops, const std::str
       std::unique_lock lk(mu);
       cv.wait(lk, [&] { return left == 0; });
     }
-    Status first_error;
+    bool all_done = true;
     for (size_t i : todo) {
       StoreOp& op = ops[i];
       if (op.result.status.ok()) {
         op.done = true;
         continue;
       }
+      all_done = false;
       const Status& st = op.result.status;
       bool retry = st.retryable() || st.code() == ENXIO;
       if (!retry || Clock::now() + backoff >= deadline) {
@@ -97,6 +98,8 @@ Status RunStoreOps(Client::Impl& impl, std::vector<StoreOp>& ops, const std::str
                                              addr.empty() ? "" : " at " + addr, st.message()));
       }
     }
+    // Only failed ops wait and retry; a round where all succeeded is done.
+    if (all_done) return Status::Ok();
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, Millis(500));
     (void)impl.RefreshMap(true);   // the store may have moved; errors show on the retry
