@@ -107,6 +107,41 @@ struct FsStat {
   uint64_t capacity = 0, used = 0, inodes = 0;
 };
 
+// Who a call acts for. Path calls act for the client itself (ClientOptions);
+// the inode calls below take the caller of each request, so that one client
+// (the FUSE mount) can serve many users with their own permissions.
+struct Caller {
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;   // supplementary groups
+};
+
+// Which fields SetAttr changes (mask bits), as setattr(2)/utimensat(2).
+struct SetAttrArgs {
+  enum : uint32_t {
+    kMode = 1, kUid = 2, kGid = 4, kSize = 8,
+    kAtime = 16, kMtime = 32, kAtimeNow = 64, kMtimeNow = 128,
+  };
+  uint32_t mask = 0;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+  int64_t atime_ns = 0, mtime_ns = 0;
+};
+
+// An open file: the handle and the attributes meta returned with it.
+struct OpenedFile {
+  int fd = -1;
+  FileAttr attr;
+};
+
+// A byte-range lock as fcntl(F_SETLK) and flock(2) see it. end is
+// inclusive; UINT64_MAX means "to the end of the file, however it grows".
+struct LockRange {
+  enum Type { kUnlock = 0, kRead = 1, kWrite = 2 };
+  Type type = kUnlock;
+  uint64_t start = 0, end = UINT64_MAX;
+  uint32_t pid = 0;   // the holder's pid, reported by GetLock
+};
+
 class Client {
  public:
   // Connects to meta and opens a session. ECONNREFUSED/ETIMEDOUT name the
@@ -163,6 +198,58 @@ class Client {
   // ---- cluster ----
   Result<ClusterStatus> GetClusterStatus();
   Result<FsStat> StatFs();
+
+  // ---- by inode, for a given caller (the FUSE mount's interface) ----
+  // Inode numbers are the cluster's, the same on every client. Errors are
+  // meta's errno with a message naming the inode or name.
+  uint64_t RootIno() const;
+  Caller Self() const;   // the identity the path calls use
+  // Attributes count this client's own unflushed writes (as stat does).
+  Result<FileAttr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
+  Result<FileAttr> GetAttr(const Caller& c, uint64_t ino);
+  // access(2): mask of R_OK|W_OK|X_OK (0: existence); EACCES when denied.
+  Status Access(const Caller& c, uint64_t ino, int mask);
+  // A size change truncates the stores' objects too (after flushing this
+  // client's buffered writes to the file).
+  Result<FileAttr> SetAttr(const Caller& c, uint64_t ino, const SetAttrArgs& args);
+  // Regular files, FIFOs, sockets and device nodes (type), as mknod(2).
+  Result<FileAttr> Mknod(const Caller& c, uint64_t parent, const std::string& name, FileType type,
+                         uint32_t mode, uint64_t rdev);
+  Result<FileAttr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);
+  Result<FileAttr> Symlink(const Caller& c, const std::string& target, uint64_t parent,
+                           const std::string& name);
+  Result<FileAttr> Link(const Caller& c, uint64_t ino, uint64_t new_parent,
+                        const std::string& new_name);
+  Status Unlink(const Caller& c, uint64_t parent, const std::string& name);
+  Status Rmdir(const Caller& c, uint64_t parent, const std::string& name);
+  Status Rename(const Caller& c, uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, unsigned flags = 0);
+  Result<std::string> Readlink(const Caller& c, uint64_t ino);
+  Result<DirPage> ReadDir(const Caller& c, uint64_t ino, uint64_t cookie, uint32_t max, bool plus);
+  // Opens for the caller (permissions checked as open(2) with flags); the
+  // fd works with every fd call above, which then act for that caller.
+  Result<OpenedFile> Open(const Caller& c, uint64_t ino, int flags);
+  // Creates (or, without O_EXCL, opens) name in parent.
+  Result<OpenedFile> Create(const Caller& c, uint64_t parent, const std::string& name, int flags,
+                            uint32_t mode);
+  Status SetXattr(const Caller& c, uint64_t ino, const std::string& name, const std::string& value,
+                  int flags);
+  Result<std::string> GetXattr(const Caller& c, uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(const Caller& c, uint64_t ino);
+  Status RemoveXattr(const Caller& c, uint64_t ino, const std::string& name);
+
+  // fallocate(2) on an open file: mode 0 (reserve space, growing the size),
+  // FALLOC_FL_KEEP_SIZE, and FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE
+  // (the range reads as zeros). Others: EOPNOTSUPP.
+  Status Fallocate(int fd, int mode, uint64_t offset, uint64_t length);
+
+  // Advisory locks held in meta, so they hold between clients. owner names
+  // the holder within this client (the kernel's lock owner); flock and
+  // POSIX locks are separate sets, as on Linux. SetLock fails with EAGAIN
+  // on a conflict (callers that must wait retry); kUnlock releases the
+  // range. GetLock returns the first conflicting lock, or type kUnlock.
+  Result<LockRange> GetLock(uint64_t ino, uint64_t owner, const LockRange& want, bool flock);
+  Status SetLock(uint64_t ino, uint64_t owner, const LockRange& lock, bool flock);
 
   struct Impl;
 

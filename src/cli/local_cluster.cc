@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -158,6 +161,81 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
   return Err(EIO, "{} could not start", name);
 }
 
+std::string Exe(const std::string& name) {
+  if (name == "meta") return "stria-meta";
+  if (name == "fuse") return "stria-fuse";
+  return "stria-store";
+}
+
+std::string Base(const std::string& name) {
+  if (name == "meta" || name == "fuse") return name;
+  return "store";
+}
+
+// Mounts the cluster at opt.mount with stria-fuse in the foreground of its
+// own detached process, so that its pid is known and signals reach it.
+Status Mount(const LocalOptions& opt, const std::string& dir, const std::string& meta_addr) {
+  std::string fdir = dir + "/fuse";
+  std::error_code ec;
+  fs::create_directories(fdir, ec);
+  if (ec) return Err(ec.value(), "local up: cannot create {}: {}", fdir, ec.message());
+  std::string mp = fs::absolute(opt.mount).string();
+  fs::create_directories(mp, ec);
+  std::string pid_file = fdir + "/fuse.pid";
+  if (IsOurs(ReadPid(pid_file), "stria-fuse") && IsStriaMount(mp)) return Status::Ok();
+  if (IsStriaMount(mp)) {
+    return Err(EBUSY, "local up: {} is already a Stria mount of another daemon (unmount it first)", mp);
+  }
+  std::string exe_path = opt.bin_dir + "/stria-fuse";
+  if (access(exe_path.c_str(), X_OK) != 0) return Err(ENOENT, "{} not found (build first)", exe_path);
+  std::string o = "log=" + fdir + "/fuse.log,log_level=" + opt.log_level;
+  if (!opt.mount_options.empty()) o += "," + opt.mount_options;
+  STRIA_RETURN_IF_ERROR(WriteFileAtomic(fdir + "/mountpoint", mp + "\n"));
+  STRIA_RETURN_IF_ERROR(Spawn({exe_path, "--meta", meta_addr, mp, "-f", "-o", o}, fdir + "/fuse.out", pid_file));
+  int pid = ReadPid(pid_file);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (IsStriaMount(mp)) return Status::Ok();
+    if (!Alive(pid)) {
+      return Err(EIO, "local up: stria-fuse exited before mounting {}; last output:\n{}\n{}", mp,
+                 Tail(fdir + "/fuse.out"), Tail(fdir + "/fuse.log"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  return Err(ETIMEDOUT, "local up: {} was not mounted within {} s", mp, opt.timeout_s);
+}
+
+// Unmounts the cluster's mount point: SIGTERM to the daemon (it unmounts
+// cleanly), then a lazy unmount if the mount is still there.
+Status Unmount(const std::string& dir) {
+  std::string fdir = dir + "/fuse";
+  auto mp_text = ReadFile(fdir + "/mountpoint");
+  if (!mp_text.ok()) return Status::Ok();   // never mounted
+  std::string mp = *mp_text;
+  while (!mp.empty() && mp.back() == '\n') mp.pop_back();
+  int pid = ReadPid(fdir + "/fuse.pid");
+  if (IsOurs(pid, "stria-fuse")) {
+    ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (IsOurs(pid, "stria-fuse") && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (IsOurs(pid, "stria-fuse")) ::kill(pid, SIGKILL);
+  }
+  if (IsStriaMount(mp)) {
+    // The daemon is gone (crashed, or killed): detach the dead mount.
+    if (::umount2(mp.c_str(), MNT_DETACH) != 0) {
+      int rc = std::system(("fusermount3 -u -z '" + mp + "' >/dev/null 2>&1").c_str());
+      if (rc != 0 && IsStriaMount(mp)) {
+        return Err(EBUSY, "local down: cannot unmount {}: {}", mp, std::strerror(errno));
+      }
+    }
+  }
+  ::unlink((fdir + "/fuse.pid").c_str());
+  return Status::Ok();
+}
+
 int CountStores(const std::string& dir) {
   int n = 0;
   while (fs::exists(dir + "/store-" + std::to_string(n))) n++;
@@ -165,6 +243,38 @@ int CountStores(const std::string& dir) {
 }
 
 }  // namespace
+
+bool IsStriaMount(const std::string& path) {
+  auto info = ReadFile("/proc/self/mountinfo");
+  if (!info.ok()) return false;
+  std::error_code ec;
+  std::string want = fs::absolute(path, ec).lexically_normal().string();
+  while (want.size() > 1 && want.back() == '/') want.pop_back();
+  size_t start = 0;
+  while (start < info->size()) {
+    size_t end = info->find('\n', start);
+    if (end == std::string::npos) end = info->size();
+    std::string line = info->substr(start, end - start);
+    start = end + 1;
+    // Fields: id parent major:minor root mountpoint ... - fstype source ...
+    std::vector<std::string> f;
+    size_t p = 0;
+    while (p <= line.size()) {
+      size_t sp = line.find(' ', p);
+      if (sp == std::string::npos) sp = line.size();
+      f.push_back(line.substr(p, sp - p));
+      p = sp + 1;
+    }
+    if (f.size() < 5 || f[4] != want) continue;
+    for (size_t i = 5; i + 1 < f.size(); i++) {
+      if (f[i] == "-") {
+        if (f[i + 1] == "fuse.stria") return true;
+        break;
+      }
+    }
+  }
+  return false;
+}
 
 std::string SelfDir() {
   std::error_code ec;
@@ -209,6 +319,7 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  if (!opt.mount.empty()) STRIA_RETURN_IF_ERROR(Mount(opt, dir, meta_addr));
   return meta_addr;
 }
 
@@ -230,18 +341,25 @@ Result<std::vector<LocalProcess>> LocalStatus(const std::string& dir) {
   for (int i = 0, n = CountStores(dir); i < n; i++) {
     add("store-" + std::to_string(i), "store-" + std::to_string(i), "store", "stria-store");
   }
+  if (fs::exists(dir + "/fuse/mountpoint")) {
+    add("fuse", "fuse", "fuse", "stria-fuse");
+    auto mp = ReadFile(dir + "/fuse/mountpoint");
+    if (mp.ok()) {
+      out.back().listen = *mp;
+      while (!out.back().listen.empty() && out.back().listen.back() == '\n') out.back().listen.pop_back();
+    }
+  }
   return out;
 }
 
 Status LocalKill(const std::string& dir, const std::string& name, int sig) {
-  bool meta = name == "meta";
-  std::string pid_file = dir + "/" + name + "/" + (meta ? "meta" : "store") + ".pid";
+  std::string pid_file = dir + "/" + name + "/" + Base(name) + ".pid";
   int pid = ReadPid(pid_file);
-  if (!IsOurs(pid, meta ? "stria-meta" : "stria-store")) {
+  if (!IsOurs(pid, Exe(name))) {
     return Err(ESRCH, "{} of {} is not running", name, dir);
   }
   ::kill(pid, sig);
-  for (int i = 0; i < 1000 && IsOurs(pid, meta ? "stria-meta" : "stria-store"); i++) {
+  for (int i = 0; i < 1000 && IsOurs(pid, Exe(name)); i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return Status::Ok();
@@ -249,6 +367,10 @@ Status LocalKill(const std::string& dir, const std::string& name, int sig) {
 
 Status LocalDown(const std::string& dir) {
   STRIA_ASSIGN_OR_RETURN(auto procs, LocalStatus(dir));
+  // The mount goes first: its daemon flushes to the stores and meta.
+  STRIA_RETURN_IF_ERROR(Unmount(dir));
+  procs.erase(std::remove_if(procs.begin(), procs.end(), [](const LocalProcess& p) { return p.name == "fuse"; }),
+              procs.end());
   // Stores first, so that they do not log meta's departure as an error.
   std::vector<std::pair<std::string, int>> running;
   for (auto it = procs.rbegin(); it != procs.rend(); ++it) {

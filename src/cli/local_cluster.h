@@ -4,6 +4,7 @@
 //
 //   DIR/meta/      db/  meta.log  meta.out  meta.pid  meta.port
 //   DIR/store-K/   target/  store.log  store.out  store.pid  store.port
+//   DIR/fuse/      fuse.log  fuse.out  fuse.pid  mountpoint   (with --mount)
 //
 // Ports are picked by the kernel on first start (so clusters can run side by
 // side) and reused on later starts when still free. Only processes this
@@ -23,6 +24,8 @@ struct LocalOptions {
   std::string bin_dir;        // where stria-meta and stria-store are
   int timeout_s = 30;         // for each daemon to come up
   std::string log_level = "info";
+  std::string mount;          // if set, also mount the cluster here (stria-fuse)
+  std::string mount_options;  // -o options for stria-fuse
 };
 
 struct LocalProcess {
@@ -36,12 +39,18 @@ struct LocalProcess {
 // Starts whatever is not running and waits until meta is serving and every
 // store's target is up. Returns meta's HOST:PORT.
 Result<std::string> LocalUp(const LocalOptions& opt);
-// Stops every process started under dir (TERM, then KILL after 10 s).
+// Unmounts the cluster's mount, if any (the daemon's clean unmount on
+// SIGTERM; a lazy unmount when the daemon is gone), then stops every
+// process started under dir (TERM, then KILL after 10 s).
 Status LocalDown(const std::string& dir);
 Result<std::vector<LocalProcess>> LocalStatus(const std::string& dir);
 
-// Kills one daemon of the cluster with a signal (for tests): "meta" or "store-K".
+// Kills one daemon of the cluster with a signal (for tests): "meta",
+// "store-K" or "fuse".
 Status LocalKill(const std::string& dir, const std::string& name, int sig);
+
+// Whether path is a mount point of a Stria mount (fuse.stria).
+bool IsStriaMount(const std::string& path);
 
 // The directory holding this executable (to find the daemons beside it).
 std::string SelfDir();

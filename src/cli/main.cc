@@ -430,6 +430,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   up->add_option("--timeout", lopt.timeout_s, "seconds to wait for each daemon");
   up->add_option("--log-level", lopt.log_level, "daemons' log level");
+  up->add_option("--mount", lopt.mount, "also mount the cluster here (stria-fuse)");
+  up->add_option("--mount-options", lopt.mount_options, "-o options for stria-fuse (see stria-fuse --help)");
   up->callback([&] {
     local_action = [&] {
       auto r = LocalUp(lopt);
@@ -461,7 +463,7 @@ int Main(int argc, char** argv) {
       return all ? 0 : 3;
     };
   });
-  auto* down = local->add_subcommand("down", "stop the processes of a local cluster (data stays)");
+  auto* down = local->add_subcommand("down", "unmount and stop the processes of a local cluster (data stays)");
   down->add_option("--dir", lopt.dir, "state directory")->required();
   down->callback([&] {
     local_action = [&] {
@@ -473,7 +475,7 @@ int Main(int argc, char** argv) {
   int kill_sig = SIGKILL;
   auto* lkill = local->add_subcommand("kill", "signal one daemon (for failure tests)");
   lkill->add_option("--dir", lopt.dir, "state directory")->required();
-  lkill->add_option("name", kill_name, "meta or store-K")->required();
+  lkill->add_option("name", kill_name, "meta, store-K or fuse")->required();
   lkill->add_option("--signal", kill_sig, "signal number (default 9)");
   lkill->callback([&] {
     local_action = [&] {

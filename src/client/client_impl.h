@@ -27,6 +27,7 @@ namespace client {
 struct OpenFile {
   std::mutex mu;
   std::string path;                // for error messages
+  proto::Cred cred;                // whom the handle acts for (its opener)
   uint64_t ino = 0;
   int flags = 0;
   proto::FileType type = proto::FT_NONE;
@@ -44,6 +45,17 @@ struct OpenFile {
   uint64_t rc_offset = 0;
   std::string rc;
   uint64_t last_read_end = UINT64_MAX;
+};
+
+// One request to a store, retried as a unit (Impl::RunStoreOps).
+struct StoreOp {
+  uint32_t target = 0;
+  proto::MsgType type = proto::MSG_NONE;
+  std::string message;
+  rpc::Payload payload;
+  std::span<char> into;
+  rpc::CallResult result;
+  bool done = false;
 };
 
 }  // namespace client
@@ -87,6 +99,10 @@ struct Client::Impl {
   Result<std::shared_ptr<rpc::Channel>> StoreFor(uint32_t target);
 
   // ---- file_io.cc: stripe I/O, all objects in parallel ----
+  // Runs all ops in parallel; retries the ones that failed with a
+  // retryable error (a store restarting, a lost connection) until the
+  // deadline. Errors name what, the target and its store.
+  Status RunStoreOps(std::vector<client::StoreOp>& ops, const std::string& what);
   Status WriteStripes(client::OpenFile& f, uint64_t offset, std::shared_ptr<const std::string> data,
                       size_t data_off, size_t len);
   Status ReadStripes(client::OpenFile& f, uint64_t offset, char* out, size_t len);
@@ -100,7 +116,25 @@ struct Client::Impl {
   // Splits "/a/b/c" into the parent's ino and "c". EINVAL for "/".
   Result<std::pair<uint64_t, std::string>> ResolveParent(const std::string& path);
   Status SetAttr(const std::string& path, proto::SetAttrRequest req, bool follow = true);
+
+  // ---- inode_ops.cc ----
+  // Registers an open file (from an Open or Create reply) and returns its fd.
+  int AddFile(std::shared_ptr<client::OpenFile> f);
+  // Every open file of ino in this client.
+  std::vector<std::shared_ptr<client::OpenFile>> FilesOf(uint64_t ino);
+  // Attributes with this client's unflushed writes to ino counted.
+  FileAttr WithLocalSize(const proto::Attr& a);
+  // ino was truncated to 0 by an open: our open files switch to its layout.
+  void Truncated(uint64_t ino, const proto::Layout& layout);
+  // Sends this client's buffered writes to ino to the stores.
+  Status FlushIno(uint64_t ino);
+  // Truncates ino to size: objects first, then meta (which may give the
+  // file fresh objects at size 0; open files here then switch to them).
+  Result<proto::Attr> TruncateIno(const proto::Cred& c, uint64_t ino, proto::SetAttrRequest req,
+                                  const std::string& what);
 };
+
+proto::Cred ToCred(const Caller& c);
 
 FileAttr ToFileAttr(const proto::Attr& a);
 Layout ToLayout(const proto::Layout& l);

@@ -17,18 +17,9 @@ using client::OpenFile;
 using rpc::Clock;
 using rpc::Millis;
 
-namespace {
+using client::StoreOp;
 
-// One request to a store, retried as a unit.
-struct StoreOp {
-  uint32_t target = 0;
-  proto::MsgType type = proto::MSG_NONE;
-  std::string message;
-  rpc::Payload payload;
-  std::span<char> into;
-  rpc::CallResult result;
-  bool done = false;
-};
+namespace {
 
 int AccMode(int flags) { return flags & O_ACCMODE; }
 bool CanWrite(int flags) { return AccMode(flags) == O_WRONLY || AccMode(flags) == O_RDWR; }
@@ -36,11 +27,8 @@ bool CanRead(int flags) { return AccMode(flags) == O_RDONLY || AccMode(flags) ==
 
 }  // namespace
 
-namespace {
-
-// Runs all ops in parallel; retries the ones that failed with a retryable
-// error (a store restarting, a lost connection) until the deadline.
-Status RunStoreOps(Client::Impl& impl, std::vector<StoreOp>& ops, const std::string& what) {
+Status Client::Impl::RunStoreOps(std::vector<StoreOp>& ops, const std::string& what) {
+  Client::Impl& impl = *this;
   auto deadline = Clock::now() + impl.opt.timeout;
   Millis backoff(20);
   while (true) {
@@ -106,7 +94,6 @@ Status RunStoreOps(Client::Impl& impl, std::vector<StoreOp>& ops, const std::str
   }
 }
 
-}  // namespace
 
 Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
                                   std::shared_ptr<const std::string> data, size_t data_off,
@@ -130,7 +117,7 @@ Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
     ops.push_back(std::move(op));
     f.touched.insert(c.object);
   }
-  STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "write " + f.path));
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "write " + f.path));
   f.uncommitted = true;
   f.written_end = std::max(f.written_end, offset + len);
   return Status::Ok();
@@ -158,7 +145,7 @@ Status Client::Impl::ReadStripes(OpenFile& f, uint64_t offset, char* out, size_t
     op.into = std::span<char>(out + (c.file_offset - offset), c.length);
     ops.push_back(std::move(op));
   }
-  STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "read " + f.path));
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "read " + f.path));
   for (size_t i = 0; i < ops.size(); i++) {
     // Short reads are holes or the object's end inside the file: zeros.
     size_t got = std::min<size_t>(ops[i].result.payload_len, chunks[i].length);
@@ -195,12 +182,12 @@ Status Client::Impl::SyncLocked(OpenFile& f) {
       op.message = req.SerializeAsString();
       ops.push_back(std::move(op));
     }
-    STRIA_RETURN_IF_ERROR(RunStoreOps(*this, ops, "fsync " + f.path));
+    STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "fsync " + f.path));
     f.touched.clear();
   }
   if (f.uncommitted) {
     proto::CommitWriteRequest req;
-    *req.mutable_cred() = cred;
+    *req.mutable_cred() = f.cred;
     req.set_ino(f.ino);
     req.set_min_size(f.written_end);
     req.set_mtime_ns(NowNs());
@@ -227,7 +214,7 @@ Status Client::Impl::TruncateObjects(const std::string& path, const proto::Layou
     op.message = req.SerializeAsString();
     ops.push_back(std::move(op));
   }
-  return RunStoreOps(*this, ops, "truncate " + path);
+  return RunStoreOps(ops, "truncate " + path);
 }
 
 Result<std::shared_ptr<OpenFile>> Client::Impl::GetFile(int fd) {
@@ -243,6 +230,7 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
   auto f = std::make_shared<OpenFile>();
   f->path = path;
   f->flags = flags;
+  f->cred = impl_->cred;
   proto::Attr attr;
   if (flags & O_CREAT) {
     STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
@@ -280,10 +268,7 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
   if (f->type == proto::FT_DIR && CanWrite(flags)) {
     return Err(EISDIR, "open {}: is a directory", path);
   }
-  std::lock_guard lk(impl_->mu);
-  int fd = impl_->next_fd++;
-  impl_->files[fd] = f;
-  return fd;
+  return impl_->AddFile(std::move(f));
 }
 
 Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset) {
@@ -399,47 +384,27 @@ Status Client::Fsync(int fd) {
 
 Status Client::Ftruncate(int fd, uint64_t size) {
   STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  std::lock_guard lk(f->mu);
-  if (!CanWrite(f->flags)) return Err(EINVAL, "truncate {}: not open for writing", f->path);
-  if (f->type != proto::FT_REG) return Err(EISDIR, "truncate {}: not a regular file", f->path);
-  STRIA_RETURN_IF_ERROR(impl_->SyncLocked(*f));
-  f->rc.clear();
-  // Meta's view of the size decides whether objects must shrink.
-  proto::GetAttrRequest ga;
-  *ga.mutable_cred() = impl_->cred;
-  ga.set_ino(f->ino);
-  auto cur = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, ga);
-  if (!cur.ok()) return cur.status().Prefixed("truncate " + f->path);
-  if (size > 0 && size < cur->attr().size()) {
-    STRIA_RETURN_IF_ERROR(impl_->TruncateObjects(f->path, f->layout, size));
+  proto::Cred cred;
+  {
+    std::lock_guard lk(f->mu);
+    if (!CanWrite(f->flags)) return Err(EINVAL, "truncate {}: not open for writing", f->path);
+    if (f->type != proto::FT_REG) return Err(EISDIR, "truncate {}: not a regular file", f->path);
+    // Our own writes are committed first, so they cannot re-grow the file.
+    STRIA_RETURN_IF_ERROR(impl_->SyncLocked(*f));
+    cred = f->cred;
   }
+  // Without f->mu held: the truncation updates every open file of the inode.
   proto::SetAttrRequest req;
-  *req.mutable_cred() = impl_->cred;
-  *req.mutable_mid() = impl_->NextMid();
-  req.set_ino(f->ino);
-  req.set_mask(proto::SA_SIZE);
   req.set_size(size);
-  auto r = impl_->MetaCall<proto::SetAttrReply>(proto::SET_ATTR, req);
-  if (!r.ok()) return r.status().Prefixed("truncate " + f->path);
-  if (size == 0) {
-    // Meta gave the file fresh objects; the old ones are freed in the background.
-    proto::GetLayoutRequest gl;
-    *gl.mutable_cred() = impl_->cred;
-    gl.set_ino(f->ino);
-    auto l = impl_->MetaCall<proto::GetLayoutReply>(proto::GET_LAYOUT, gl);
-    if (!l.ok()) return l.status().Prefixed("truncate " + f->path);
-    f->layout = l->layout();
-  }
-  f->size = size;
-  f->written_end = std::min(f->written_end, size);
-  return Status::Ok();
+  req.set_open_for_write(true);
+  return impl_->TruncateIno(cred, f->ino, req, "truncate " + f->path).status();
 }
 
 Result<FileAttr> Client::Fstat(int fd) {
   STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
   std::lock_guard lk(f->mu);
   proto::GetAttrRequest req;
-  *req.mutable_cred() = impl_->cred;
+  *req.mutable_cred() = f->cred;
   req.set_ino(f->ino);
   auto r = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, req);
   if (!r.ok()) return r.status().Prefixed("fstat " + f->path);

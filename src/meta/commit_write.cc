@@ -17,10 +17,8 @@ Result<std::string> OpCommitWrite(Ctx& c, Txn& t, const std::string& msg) {
   a->set_mtime_ns(mtime);
   a->set_ctime_ns(std::max(mtime, a->ctime_ns()));
   a->set_version(a->version() + 1);
-  // Writes by a non-owner clear set-uid (and set-gid when group-executable).
-  if (req.cred().uid() != 0 && req.cred().uid() != a->uid() && (a->mode() & 06000)) {
-    a->set_mode(a->mode() & ~(04000u | ((a->mode() & 010) ? 02000u : 0u)));
-  }
+  // A write without root clears set-uid/set-gid, as Linux does.
+  a->set_mode(ModeAfterWrite(*a, req.cred()));
   c.PutInode(t, rec);
   proto::CommitWriteReply rep;
   *rep.mutable_attr() = rec.attr();

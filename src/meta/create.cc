@@ -68,7 +68,7 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
       STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayWrite, "open"));
     }
     if (req.truncate() && rec.attr().type() == proto::FT_REG) {
-      STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec));
+      STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
       c.PutInode(t, rec);
     }
     if (req.open()) STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), rec.attr().ino()));

@@ -252,6 +252,9 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::SET_LAYOUT, {OpSetLayout, "setlayout", true}},
       {proto::GET_CLUSTER_MAP, {OpGetClusterMap, "cluster map", false}},
       {proto::STAT_FS, {OpStatFs, "statfs", false}},
+      {proto::ACCESS, {OpAccess, "access", false}},
+      {proto::GET_LOCK, {OpGetLock, "getlock", false}},
+      {proto::SET_LOCK, {OpSetLock, "setlock", false}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
   };
@@ -478,7 +481,10 @@ void MetaService::Housekeeping() {
     }
   }
   // Expired sessions lose their opens.
-  for (auto id : sessions.Expire(now, opt_.session_timeout_ms)) spdlog::info("session {} expired", id);
+  for (auto id : sessions.Expire(now, opt_.session_timeout_ms)) {
+    spdlog::info("session {} expired", id);
+    locks.DropSession(id);
+  }
   // Orphans nobody holds open any more (after a grace period at start, so
   // that clients can resume their sessions) are freed.
   if (now - started_ms < opt_.session_timeout_ms) return;

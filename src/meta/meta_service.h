@@ -24,6 +24,7 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "meta/locks.h"
 #include "meta/sessions.h"
 #include "meta_records.pb.h"
 #include "proto/stria.pb.h"
@@ -97,6 +98,7 @@ class MetaService {
   Result<proto::Layout> ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count);
 
   Sessions sessions;
+  LockTable locks;
   std::map<uint32_t, proto::StoreInfo> stores;      // by id
   std::map<uint32_t, meta::TargetRecord> targets;   // by id
   std::map<uint32_t, int64_t> store_seen_ms;        // last heartbeat (monotonic)
@@ -182,6 +184,9 @@ Result<std::string> OpGetLayout(Ctx&, Txn&, const std::string&);
 Result<std::string> OpSetLayout(Ctx&, Txn&, const std::string&);
 Result<std::string> OpGetClusterMap(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStatFs(Ctx&, Txn&, const std::string&);
+Result<std::string> OpAccess(Ctx&, Txn&, const std::string&);
+Result<std::string> OpGetLock(Ctx&, Txn&, const std::string&);
+Result<std::string> OpSetLock(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
 

@@ -25,7 +25,7 @@ Result<std::string> OpOpen(Ctx& c, Txn& t, const std::string& msg) {
   int mask = (acc == O_RDONLY || acc == O_RDWR ? kMayRead : 0) | (write ? kMayWrite : 0);
   STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), mask, "open"));
   if ((req.flags() & O_TRUNC) && rec.attr().type() == proto::FT_REG) {
-    STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec));
+    STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
     c.PutInode(t, rec);
   }
   STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), req.ino()));

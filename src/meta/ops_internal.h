@@ -23,7 +23,7 @@ Result<InodeRecord> NewInode(Ctx& c, Txn& t, const InodeRecord& dir, proto::File
                              uint32_t mode, const proto::Cred& cred);
 // setattr.cc: size 0 without touching the stores: a new object id, the old
 // objects queued as garbage.
-Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec);
+Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec, const proto::Cred& cred);
 // open_close.cc: registers an open of ino by session (0: none).
 Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino);
 // unlink.cc: true when directory ino has no entries (seen through t).

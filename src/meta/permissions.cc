@@ -31,6 +31,14 @@ Status CheckSticky(const proto::Attr& dir, const proto::Attr& victim, const prot
              victim.ino());
 }
 
+uint32_t ModeAfterWrite(const proto::Attr& a, const proto::Cred& cred) {
+  uint32_t mode = a.mode();
+  if (cred.uid() == 0 || a.type() != proto::FT_REG) return mode;
+  mode &= ~04000u;
+  if ((mode & 02000) && ((mode & 010) || !InGroup(cred, a.gid()))) mode &= ~02000u;
+  return mode;
+}
+
 Status CheckName(const std::string& name) {
   if (name.empty()) return Err(ENOENT, "empty name");
   if (name.size() > 255) return Err(ENAMETOOLONG, "name of {} bytes is longer than 255", name.size());

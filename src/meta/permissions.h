@@ -14,6 +14,10 @@ bool InGroup(const proto::Cred& cred, uint32_t gid);
 Status CheckAccess(const proto::Attr& attr, const proto::Cred& cred, int mask, const char* what);
 // The sticky-directory rule for removing or renaming victim out of dir.
 Status CheckSticky(const proto::Attr& dir, const proto::Attr& victim, const proto::Cred& cred);
+// The mode a regular file keeps after a write or truncate by cred, as Linux's
+// file_remove_privs: without root, set-uid goes, and set-gid too when the
+// file is group-executable or cred is not in its group.
+uint32_t ModeAfterWrite(const proto::Attr& attr, const proto::Cred& cred);
 // Name rules: non-empty, no '/', no NUL, not "." or "..", at most 255 bytes.
 Status CheckName(const std::string& name);
 

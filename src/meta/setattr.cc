@@ -9,7 +9,7 @@
 namespace stria::meta {
 
 // Size 0 without touching the stores: new object id, old objects to garbage.
-Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec) {
+Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec, const proto::Cred& cred) {
   auto* a = rec.mutable_attr();
   if (a->size() != 0 || rec.layout().object_id() != a->ino()) {
     STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
@@ -21,6 +21,7 @@ Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec) {
   a->set_mtime_ns(now);
   a->set_ctime_ns(now);
   a->set_version(a->version() + 1);
+  a->set_mode(ModeAfterWrite(*a, cred));
   return Status::Ok();
 }
 
@@ -33,10 +34,17 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
   uint32_t m = req.mask();
   int64_t now = NowNs();
   if (m & proto::SA_MODE) {
-    if (!owner) return Err(EPERM, "chmod inode {}: not the owner", a->ino());
     uint32_t mode = req.mode() & 07777;
-    // A non-root owner outside the file's group cannot set set-gid.
-    if (cred.uid() != 0 && !InGroup(cred, a->gid())) mode &= ~02000u;
+    if (!owner) {
+      // A writer may drop set-uid/set-gid (a kernel that clears them on
+      // write sends that as a chmod with the writer's identity); nothing else.
+      bool only_drops_priv = (mode | 06000) == (a->mode() | 06000) && (mode & ~a->mode()) == 0;
+      if (!only_drops_priv) return Err(EPERM, "chmod inode {}: not the owner", a->ino());
+      STRIA_RETURN_IF_ERROR(CheckAccess(*a, cred, kMayWrite, "chmod"));
+    } else if (cred.uid() != 0 && !InGroup(cred, a->gid())) {
+      // A non-root owner outside the file's group cannot set set-gid.
+      mode &= ~02000u;
+    }
     a->set_mode(mode);
   }
   if (m & (proto::SA_UID | proto::SA_GID)) {
@@ -48,8 +56,9 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
     }
     if (m & proto::SA_UID) a->set_uid(req.uid());
     if (m & proto::SA_GID) a->set_gid(req.gid());
-    // As Linux: chown clears set-uid, and set-gid when group-executable.
-    if (a->type() != proto::FT_DIR && (uid_change || gid_change || cred.uid() != 0)) {
+    // As Linux: chown (by anyone, even to the same ids) clears set-uid, and
+    // set-gid when group-executable.
+    if (a->type() != proto::FT_DIR) {
       uint32_t clear = 04000 | ((a->mode() & 010) ? 02000 : 0);
       a->set_mode(a->mode() & ~clear);
     }
@@ -57,9 +66,10 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
   if (m & proto::SA_SIZE) {
     if (a->type() == proto::FT_DIR) return Err(EISDIR, "truncate inode {}: is a directory", a->ino());
     if (a->type() != proto::FT_REG) return Err(EINVAL, "truncate inode {}: not a regular file", a->ino());
-    STRIA_RETURN_IF_ERROR(CheckAccess(*a, cred, kMayWrite, "truncate"));
+    if (!req.open_for_write()) STRIA_RETURN_IF_ERROR(CheckAccess(*a, cred, kMayWrite, "truncate"));
+    a->set_mode(ModeAfterWrite(*a, cred));
     if (req.size() == 0) {
-      STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec));
+      STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
     } else if (req.size() != a->size()) {
       a->set_size(req.size());
       a->set_mtime_ns(now);
@@ -82,6 +92,7 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
   c.PutInode(t, rec);
   proto::SetAttrReply rep;
   *rep.mutable_attr() = rec.attr();
+  if (a->type() == proto::FT_REG) *rep.mutable_layout() = rec.layout();
   return rep.SerializeAsString();
 }
 

@@ -235,6 +235,65 @@ Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
   return Status::Ok();
 }
 
+Status Target::Allocate(uint64_t oid, uint32_t index, uint64_t off, uint64_t len) {
+  if (len == 0) return Status::Ok();
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: allocate object {:x}.{}", dir_, oid, index);
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (fd.fd < 0 && errno == ENOENT) {
+    std::string bucket = path.substr(0, path.rfind('/'));
+    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
+    fd.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (fd.fd < 0) return Sys(errno, what);
+  if (::fallocate(fd.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) != 0 &&
+      errno != EOPNOTSUPP) {
+    return Sys(errno, what);
+  }
+  return Status::Ok();
+}
+
+Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t len) {
+  if (len == 0) return Status::Ok();
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: punch hole in object {:x}.{}", dir_, oid, index);
+  Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (fd.fd < 0) return errno == ENOENT ? Status::Ok() : Sys(errno, what);
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) return Sys(errno, what);
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (off >= size) return Status::Ok();
+  uint64_t end = std::min(off + len, size);
+  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+  uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
+  char block[kBlockSize];
+  for (uint64_t b = first; b <= last; b++) {
+    uint64_t bstart = b * kBlockSize;
+    uint64_t lo = std::max(bstart, off), hi = std::min(bstart + kBlockSize, end);
+    uint32_t c = 0;   // a whole block punched: a hole, whose stored CRC is 0
+    if (lo != bstart || hi != bstart + kBlockSize) {
+      // A block cut at an edge keeps its other bytes: rewrite it whole.
+      STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+      std::memset(block + (lo - bstart), 0, hi - lo);
+      uint64_t keep = std::min<uint64_t>(kBlockSize, size - bstart);
+      STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, keep, bstart, what));
+      c = BlockCrc(block);
+    } else if (::fallocate(fd.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(bstart),
+                           static_cast<off_t>(kBlockSize)) != 0) {
+      if (errno != EOPNOTSUPP) return Sys(errno, what);
+      std::memset(block, 0, kBlockSize);
+      STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, kBlockSize, bstart, what));
+    }
+    char le[4];
+    for (int i = 0; i < 4; i++) le[i] = static_cast<char>(c >> (8 * i));
+    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le, 4, b * 4, what + " (checksums)"));
+  }
+  return Status::Ok();
+}
+
 Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
   for (uint32_t index : indexes) {
     std::string path = ObjectPath(oid, index);

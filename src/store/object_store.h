@@ -40,6 +40,12 @@ class Target {
   // EIO when a block's checksum does not match.
   Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len);
   Status Truncate(uint64_t object_id, uint32_t index, uint64_t length);
+  // Reserves disk space for [offset, offset+len) without changing the
+  // object's size (ENOSPC when it does not fit; nothing changes then).
+  Status Allocate(uint64_t object_id, uint32_t index, uint64_t offset, uint64_t len);
+  // Makes [offset, offset+len) read as zeros, freeing whole blocks; bytes
+  // past the object's end are already zeros and stay untouched.
+  Status PunchHole(uint64_t object_id, uint32_t index, uint64_t offset, uint64_t len);
   Status Fsync(uint64_t object_id, const std::vector<uint32_t>& indexes);
   // Deletes indexes 0..count-1 (absent ones are fine).
   Status Remove(uint64_t object_id, uint32_t count);

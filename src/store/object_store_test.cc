@@ -61,10 +61,19 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
       ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
       std::string want = off >= ref.size() ? "" : ref.substr(off, len);
       ASSERT_EQ(*got, want) << "op " << op << " off " << off << " len " << len;
-    } else {
+    } else if (rng() % 3 == 0) {
       uint64_t len = rng() % (ref.size() + 10000);
       ASSERT_TRUE(t_->Truncate(7, 1, len).ok());
       ref.resize(len, '\0');
+    } else if (rng() % 2 == 0) {
+      // A punched range reads as zeros; past the end nothing changes.
+      uint64_t off = rng() % (ref.size() + 5000);
+      uint64_t len = 1 + rng() % 40000;
+      ASSERT_TRUE(t_->PunchHole(7, 1, off, len).ok()) << "op " << op;
+      for (uint64_t i = off; i < off + len && i < ref.size(); i++) ref[i] = '\0';
+    } else {
+      // Reserved space changes neither size nor content.
+      ASSERT_TRUE(t_->Allocate(7, 1, rng() % (2 << 20), 1 + rng() % 100000).ok());
     }
   }
 }

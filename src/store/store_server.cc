@@ -130,6 +130,26 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
           resp.Reply(proto::ObjFsyncReply());
         });
       });
+  server.HandleTyped<proto::ObjFallocateRequest>(
+      proto::OBJ_FALLOCATE,
+      [this, unknown](proto::ObjFallocateRequest&& req, rpc::Request&&, rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        if (req.offset() > kMaxOffset || req.length() > kMaxOffset - req.offset()) {
+          return resp.Fail(Err(EINVAL, "fallocate of {} bytes at offset {}: out of range", req.length(),
+                               req.offset()));
+        }
+        if (!proto::FallocateMode_IsValid(req.mode())) {
+          return resp.Fail(Err(EINVAL, "fallocate: mode {} is unknown", static_cast<int>(req.mode())));
+        }
+        pool_->Post([t, req = std::move(req), resp] {
+          Status st = req.mode() == proto::FA_PUNCH_HOLE
+                          ? t->PunchHole(req.ino(), req.index(), req.offset(), req.length())
+                          : t->Allocate(req.ino(), req.index(), req.offset(), req.length());
+          if (!st.ok()) return resp.Fail(st);
+          resp.Reply(proto::ObjFallocateReply());
+        });
+      });
   server.Handle(proto::PING, [](rpc::Request&&, rpc::Responder resp) { resp.Reply(proto::PingReply()); });
 }
 

@@ -1,0 +1,227 @@
+// stria-fuse: mounts a Stria cluster (the POSIX interface of many nodes).
+//
+//   stria-fuse [--meta HOST:PORT] MOUNTPOINT [-o OPTIONS] [-f]
+//   mount.stria HOST:PORT MOUNTPOINT [-o OPTIONS]       (mount(8)'s helper)
+//
+// Without -f it returns once the mount is up (or with the reason it is
+// not), leaving the daemon in the background. SIGTERM, SIGINT and SIGHUP
+// unmount cleanly. Options: fuse/mount_options.h.
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "fuse/mount_options.h"
+#include "fuse/stria_fs.h"
+
+namespace stria::fuse {
+namespace {
+
+const char kUsage[] =
+    "usage: stria-fuse [--meta HOST:PORT] MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
+    "       mount.stria HOST:PORT MOUNTPOINT [-o OPTIONS]\n"
+    "  --meta HOST:PORT   stria-meta (default: $STRIA_META)\n"
+    "  -f                 stay in the foreground\n"
+    "  -d                 foreground with debug logging\n"
+    "  -o OPTIONS         comma-separated: attr_timeout=S, entry_timeout=S, negative_timeout=S,\n"
+    "                     cache=on|off, writeback_cache, no_default_permissions, no_allow_other,\n"
+    "                     timeout=S, max_threads=N, log=FILE, log_level=LEVEL, and libfuse's\n"
+    "                     own (ro, max_read=N, ...)\n";
+
+struct Args {
+  MountOptions opt;
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;
+};
+
+Status ParseArgs(int argc, char** argv, Args* a) {
+  std::string prog = argv[0];
+  bool helper = prog.size() >= 11 && prog.find("mount.") != std::string::npos;
+  std::vector<std::string> pos;
+  for (int i = 1; i < argc; i++) {
+    std::string s = argv[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (s == "-o" || s == "--options") {
+      if (i + 1 >= argc) return Err(EINVAL, "{} needs a value", s);
+      STRIA_RETURN_IF_ERROR(ParseMountOptions(argv[++i], &a->opt));
+    } else if (s.rfind("-o", 0) == 0 && s.size() > 2) {
+      STRIA_RETURN_IF_ERROR(ParseMountOptions(s.substr(2), &a->opt));
+    } else if (s == "--meta") {
+      if (i + 1 >= argc) return Err(EINVAL, "--meta needs HOST:PORT");
+      a->opt.meta = argv[++i];
+    } else if (s == "-f") {
+      a->foreground = true;
+    } else if (s == "-d") {
+      a->foreground = a->debug = true;
+    } else if (helper && (s == "-n" || s == "-s" || s == "-v" || s == "-r" || s == "-w")) {
+      // mount(8)'s own flags (no mtab, sloppy, verbose, ro/rw as -o says).
+      if (s == "-r") a->opt.fuse_args.push_back("ro");
+    } else if (s.size() > 1 && s[0] == '-') {
+      return Err(EINVAL, "unknown flag {}", s);
+    } else {
+      pos.push_back(s);
+    }
+  }
+  if (helper) {
+    if (pos.size() != 2) return Err(EINVAL, "expected SOURCE (HOST:PORT) and MOUNTPOINT, got {} arguments", pos.size());
+    a->opt.meta = pos[0];
+    a->mountpoint = pos[1];
+  } else {
+    if (pos.size() != 1) return Err(EINVAL, "expected one MOUNTPOINT, got {} arguments", pos.size());
+    a->mountpoint = pos[0];
+  }
+  if (a->opt.meta.empty()) {
+    const char* env = std::getenv("STRIA_META");
+    if (!env || !*env) return Err(EINVAL, "no meta server: pass --meta HOST:PORT or set STRIA_META");
+    a->opt.meta = env;
+  }
+  struct stat st;
+  if (::stat(a->mountpoint.c_str(), &st) != 0) {
+    return Err(errno, "mount point {}: {}", a->mountpoint, std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return Err(ENOTDIR, "mount point {}: not a directory", a->mountpoint);
+  // The daemon leaves the working directory: keep the absolute path.
+  char real[PATH_MAX];
+  if (::realpath(a->mountpoint.c_str(), real)) a->mountpoint = real;
+  return Status::Ok();
+}
+
+// Reports the outcome of the start to the waiting parent (one line).
+void Report(int fd, const std::string& line) {
+  if (fd < 0) return;
+  std::string s = line + "\n";
+  (void)!::write(fd, s.data(), s.size());
+  ::close(fd);
+}
+
+void SetUpLogging(const Args& a, bool detached) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (!a.opt.log.empty()) {
+    logger = spdlog::basic_logger_mt("stria-fuse", a.opt.log);
+  } else if (!detached) {
+    logger = spdlog::stderr_color_mt("stria-fuse");
+  } else {
+    logger = spdlog::null_logger_mt("stria-fuse");
+  }
+  logger->set_pattern(fmt::format("%Y-%m-%dT%H:%M:%S.%e %l [fuse {}] %v", getpid()));
+  auto level = spdlog::level::from_str(a.debug ? "debug" : a.opt.log_level);
+  logger->set_level(level);
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+int Run(Args& a, int report_fd) {
+  SetUpLogging(a, report_fd >= 0);
+  auto fail = [&](const Status& st) {
+    spdlog::error("{}", st.ToString());
+    if (report_fd >= 0) Report(report_fd, st.ToString());
+    else std::fprintf(stderr, "stria-fuse: %s\n", st.ToString().c_str());
+    return 1;
+  };
+  ClientOptions co;
+  co.meta = a.opt.meta;
+  co.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.opt.timeout * 1000));
+  co.name = "fuse:" + a.mountpoint;
+  auto client = Client::Connect(co);
+  if (!client.ok()) return fail(client.status());
+  StriaFs fs(std::move(client).value(), a.opt);
+
+  std::string fuse_opts = FuseOptionString(a.opt);
+  std::vector<std::string> argv_s = {"stria-fuse", "-o", fuse_opts};
+  if (a.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, StriaFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
+  if (!se) return fail(Err(EINVAL, "libfuse refused the options '{}' (see the log)", fuse_opts));
+  fs.set_session(se);
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return fail(Err(EIO, "cannot install signal handlers"));
+  }
+  if (fuse_session_mount(se, a.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(Err(EIO, "cannot mount at {} (is it already a mount point? /dev/fuse usable?)", a.mountpoint));
+  }
+  spdlog::info("mounted stria@{} at {} ({})", a.opt.meta, a.mountpoint, fuse_opts);
+  if (report_fd >= 0) {
+    Report(report_fd, "OK");
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      if (null > 2) ::close(null);
+    }
+  }
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, a.opt.max_threads);
+  fuse_loop_cfg_set_idle_threads(cfg, std::min(a.opt.max_threads, 16u));
+  fuse_loop_cfg_set_clone_fd(cfg, 1);
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  spdlog::info("session loop ended ({}): unmounting {}", rc, a.mountpoint);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  spdlog::default_logger()->flush();
+  return rc < 0 ? 1 : 0;
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  Status st = ParseArgs(argc, argv, &a);
+  if (!st.ok()) {
+    std::fprintf(stderr, "stria-fuse: %s\n%s", st.ToString().c_str(), kUsage);
+    return 2;
+  }
+  if (a.foreground) return Run(a, -1);
+  // Fork before any thread exists; the parent waits for the child's word.
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    std::perror("stria-fuse: pipe");
+    return 1;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("stria-fuse: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    ::setsid();
+    if (::chdir("/") != 0) {
+      // Not fatal: the mount point is absolute or relative to where we were.
+    }
+    return Run(a, pipefd[1]);
+  }
+  ::close(pipefd[1]);
+  std::string line;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof(buf))) > 0) line.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  if (line == "OK") return 0;
+  std::fprintf(stderr, "stria-fuse: %s\n", line.empty() ? "the mount daemon died while starting" : line.c_str());
+  return 1;
+}
+
+}  // namespace
+}  // namespace stria::fuse
+
+int main(int argc, char** argv) { return stria::fuse::Main(argc, argv); }

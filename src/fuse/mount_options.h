@@ -1,0 +1,36 @@
+// Options of a Stria mount: what `stria-fuse ... -o a,b=c` and an fstab line
+// may say. Stria's own options are taken out; the rest goes to libfuse
+// (allow_other, ro, max_read=, ...). fstab-only words (defaults, noauto,
+// _netdev, nofail, x-*, ...) are dropped. Pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace stria::fuse {
+
+struct MountOptions {
+  std::string meta;                 // HOST:PORT of stria-meta (the mount source)
+  double attr_timeout = 1.0;        // seconds the kernel keeps attributes (attr_timeout=)
+  double entry_timeout = 1.0;       // seconds the kernel keeps names (entry_timeout=)
+  double negative_timeout = 1.0;    // seconds the kernel remembers a missing name
+  bool cache = true;                // cache=off: timeouts 0, page cache dropped at every open
+  bool writeback_cache = false;     // the kernel buffers writes (writeback_cache)
+  bool default_permissions = true;  // the kernel checks permissions too (no_default_permissions: only Stria)
+  bool allow_other = true;          // other users may use the mount (no_allow_other)
+  double timeout = 30.0;            // seconds one operation may take, retries included (timeout=)
+  unsigned max_threads = 32;        // FUSE worker threads (max_threads=)
+  std::string log;                  // log file (log=); empty: stderr until daemonized, then none
+  std::string log_level = "info";   // log_level=
+  std::vector<std::string> fuse_args;   // options for libfuse, each "-o" "x"
+};
+
+// Applies one comma-separated -o string to opt. EINVAL names a bad value.
+Status ParseMountOptions(const std::string& o, MountOptions* opt);
+
+// The -o string libfuse gets (fsname, subtype and the options it knows).
+std::string FuseOptionString(const MountOptions& opt);
+
+}  // namespace stria::fuse

@@ -1,0 +1,51 @@
+#include "fuse/mount_options.h"
+
+#include <gtest/gtest.h>
+
+namespace stria::fuse {
+namespace {
+
+TEST(MountOptions, StriaOptionsAreTakenOut) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("attr_timeout=2.5,ro,entry_timeout=0,writeback_cache,max_read=131072", &o).ok());
+  EXPECT_DOUBLE_EQ(o.attr_timeout, 2.5);
+  EXPECT_DOUBLE_EQ(o.entry_timeout, 0);
+  EXPECT_TRUE(o.writeback_cache);
+  EXPECT_EQ(o.fuse_args, (std::vector<std::string>{"ro", "max_read=131072"}));
+  o.meta = "127.0.0.1:7000";
+  EXPECT_EQ(FuseOptionString(o),
+            "fsname=stria@127.0.0.1:7000,subtype=stria,allow_other,default_permissions,ro,max_read=131072");
+}
+
+TEST(MountOptions, FstabWordsAreDropped) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("defaults,_netdev,noauto,nofail,x-systemd.automount,user", &o).ok());
+  EXPECT_TRUE(o.fuse_args.empty());
+}
+
+TEST(MountOptions, CacheOffZeroesTimeouts) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("cache=off,no_default_permissions,no_allow_other", &o).ok());
+  EXPECT_FALSE(o.cache);
+  EXPECT_EQ(o.attr_timeout, 0);
+  EXPECT_EQ(o.entry_timeout, 0);
+  EXPECT_EQ(o.negative_timeout, 0);
+  EXPECT_FALSE(o.default_permissions);
+  o.meta = "h:1";
+  EXPECT_EQ(FuseOptionString(o), "fsname=stria@h:1,subtype=stria");
+}
+
+TEST(MountOptions, BadValuesNameTheOption) {
+  MountOptions o;
+  Status st = ParseMountOptions("attr_timeout=soon", &o);
+  EXPECT_EQ(st.code(), EINVAL);
+  EXPECT_NE(st.message().find("attr_timeout=soon"), std::string::npos) << st.message();
+  EXPECT_EQ(ParseMountOptions("cache=maybe", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("max_threads=0", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("timeout=0", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("fsname=x", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("attr_timeout=-1", &o).code(), EINVAL);
+}
+
+}  // namespace
+}  // namespace stria::fuse

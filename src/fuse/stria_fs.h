@@ -1,0 +1,65 @@
+// StriaFs: the FUSE low-level operations of a Stria mount, on libstria.
+//
+// Handlers are thin: each turns the request into one libstria call made for
+// the request's caller (uid, gid, supplementary groups), and the Status into
+// an errno. Permissions are checked by stria-meta (and, unless the mount
+// says no_default_permissions, by the kernel first). File handles are
+// libstria fds; directory handles hold the last page read from meta.
+//
+// Threading: libfuse calls the handlers from its worker threads; StriaFs
+// and libstria are thread-safe.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse3/fuse_lowlevel.h>
+
+#include <memory>
+#include <mutex>
+#include <unordered_set>
+
+#include "fuse/inode_table.h"
+#include "fuse/mount_options.h"
+#include "stria/client.h"
+
+namespace stria::fuse {
+
+class StriaFs {
+ public:
+  StriaFs(std::unique_ptr<Client> client, MountOptions opt);
+
+  // The operation table to pass to fuse_session_new (userdata: this).
+  static const fuse_lowlevel_ops* Ops();
+  // Set once the session exists (for cache invalidation notices).
+  void set_session(fuse_session* se) { se_ = se; }
+
+  Client& client() { return *client_; }
+  const MountOptions& options() const { return opt_; }
+  InodeTable& inodes() { return inodes_; }
+  fuse_session* session() const { return se_; }
+
+  // Stria's inode number for the kernel's (the root is FUSE_ROOT_ID).
+  uint64_t ToStria(fuse_ino_t ino) const { return ino == FUSE_ROOT_ID ? root_ : ino; }
+  fuse_ino_t ToKernel(uint64_t ino) const { return ino == root_ ? FUSE_ROOT_ID : ino; }
+
+  // Inodes this mount ever asked a lock for: only their closes must send
+  // meta an unlock (a round trip every other close is spared).
+  void MarkLocked(uint64_t ino) {
+    std::lock_guard lk(locked_mu_);
+    locked_.insert(ino);
+  }
+  bool EverLocked(uint64_t ino) const {
+    std::lock_guard lk(locked_mu_);
+    return locked_.count(ino) != 0;
+  }
+
+ private:
+  std::unique_ptr<Client> client_;
+  MountOptions opt_;
+  InodeTable inodes_;
+  uint64_t root_;
+  fuse_session* se_ = nullptr;
+  mutable std::mutex locked_mu_;
+  std::unordered_set<uint64_t> locked_;   // GUARDED_BY(locked_mu_)
+};
+
+}  // namespace stria::fuse
