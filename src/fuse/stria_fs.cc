@@ -496,12 +496,14 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) != 0) delete d;
 }
 
-void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+// Fills buf with entries from offset off. Runs under the handle's lock;
+// the caller replies after releasing it (the reply may let the kernel
+// release the handle at once, from another thread).
+Status FillDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, std::vector<char>& buf, size_t* used_out,
+               off_t off, bool plus) {
   StriaFs* fs = Fs(req);
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  std::lock_guard lk(d->mu);
-  std::vector<char> buf(size);
-  size_t used = 0;
+  size_t size = buf.size();
+  size_t& used = *used_out;
   auto add = [&](const char* name, const struct stat& st, off_t next, const FileAttr* attr) -> bool {
     size_t n;
     if (plus) {
@@ -527,14 +529,14 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   dot.st_mode = S_IFDIR;
   if (off < kAfterDot) {
     dot.st_ino = ino;
-    if (!add(".", dot, kAfterDot, nullptr)) return (void)fuse_reply_buf(req, buf.data(), used);
+    if (!add(".", dot, kAfterDot, nullptr)) return Status::Ok();
     off = kAfterDot;
   }
   if (off < kAfterDotDot) {
     // The parent is not known here; any non-zero number keeps readdir(3)
     // from skipping the entry (stat("..") asks the kernel, which knows).
     dot.st_ino = FUSE_ROOT_ID;
-    if (!add("..", dot, kAfterDotDot, nullptr)) return (void)fuse_reply_buf(req, buf.data(), used);
+    if (!add("..", dot, kAfterDotDot, nullptr)) return Status::Ok();
     off = kAfterDotDot;
   }
   uint64_t cookie = static_cast<uint64_t>(off - kAfterDotDot);
@@ -546,14 +548,10 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
     if (!cached) {
       uint32_t want = static_cast<uint32_t>(std::clamp<size_t>(size / 24, 32, 1024));
       auto r = fs->client().ReadDir(caller, d->ino, cookie, want, plus);
-      if (!r.ok()) {
-        if (used > 0) break;
-        return ReplyErr(req, r.status(), "readdir");
-      }
+      if (!r.ok()) return used > 0 ? Status::Ok() : r.status();
       d->page = std::move(r).value();
       d->from = cookie;
     }
-    bool full = false;
     for (size_t i = 0; i < d->page.entries.size(); i++) {
       const DirEntry& e = d->page.entries[i];
       if (e.cookie <= cookie) continue;
@@ -567,16 +565,25 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
         st.st_ino = fs->ToKernel(e.ino);
         st.st_mode = TypeBits(e.type);
       }
-      if (!add(e.name.c_str(), st, static_cast<off_t>(e.cookie) + kAfterDotDot, attr)) {
-        full = true;
-        break;
-      }
+      if (!add(e.name.c_str(), st, static_cast<off_t>(e.cookie) + kAfterDotDot, attr)) return Status::Ok();
       cookie = e.cookie;
     }
-    if (full || d->page.eof || d->page.entries.empty()) break;
+    if (d->page.eof || d->page.entries.empty()) return Status::Ok();
     // This page is used up and more entries follow: read the next.
     d->from = UINT64_MAX;
   }
+}
+
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  Status st;
+  {
+    std::lock_guard lk(d->mu);
+    st = FillDir(req, ino, d, buf, &used, off, plus);
+  }
+  if (!st.ok()) return ReplyErr(req, st, "readdir");
   fuse_reply_buf(req, buf.data(), used);
 }
 

@@ -55,6 +55,10 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_RETURN_IF_ERROR(CheckSticky(sdir.attr(), src.attr(), cred));
   STRIA_ASSIGN_OR_RETURN(auto de, c.GetEntry(t, req.dst_parent(), req.dst_name()));
   bool src_dir = src.attr().type() == proto::FT_DIR;
+  bool across = req.src_parent() != req.dst_parent();
+  // A directory that changes parent has its ".." rewritten: that needs
+  // write permission on it, as Linux asks.
+  if (src_dir && across) STRIA_RETURN_IF_ERROR(CheckAccess(src.attr(), cred, kMayWrite, "rename"));
 
   if (req.flags() & proto::RN_EXCHANGE) {
     if (!de) return Err(ENOENT, "rename: exchange target '{}' does not exist", req.dst_name());
@@ -62,6 +66,7 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
     STRIA_ASSIGN_OR_RETURN(auto dst, c.GetInode(t, de->ino()));
     STRIA_RETURN_IF_ERROR(CheckSticky(ddir.attr(), dst.attr(), cred));
     bool dst_dir = dst.attr().type() == proto::FT_DIR;
+    if (dst_dir && across) STRIA_RETURN_IF_ERROR(CheckAccess(dst.attr(), cred, kMayWrite, "rename"));
     if (src_dir) STRIA_RETURN_IF_ERROR(CheckNotUnder(c, t, src.attr().ino(), req.dst_parent()));
     if (dst_dir) STRIA_RETURN_IF_ERROR(CheckNotUnder(c, t, dst.attr().ino(), req.src_parent()));
     // Swap what the two names point at; cookies stay with the names.

@@ -48,10 +48,14 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
     a->set_mode(mode);
   }
   if (m & (proto::SA_UID | proto::SA_GID)) {
-    bool uid_change = (m & proto::SA_UID) && req.uid() != a->uid();
-    bool gid_change = (m & proto::SA_GID) && req.gid() != a->gid();
-    if (uid_change && cred.uid() != 0) return Err(EPERM, "chown inode {}: only root may give a file away", a->ino());
-    if (gid_change && cred.uid() != 0 && (cred.uid() != a->uid() || !InGroup(cred, req.gid()))) {
+    // As Linux: without root, only the owner may chown, to itself, and
+    // chgrp, to the file's group or one of its own.
+    bool is_owner = cred.uid() == a->uid();
+    if ((m & proto::SA_UID) && cred.uid() != 0 && !(is_owner && req.uid() == a->uid())) {
+      return Err(EPERM, "chown inode {}: only root may give a file away", a->ino());
+    }
+    if ((m & proto::SA_GID) && cred.uid() != 0 &&
+        !(is_owner && (req.gid() == a->gid() || InGroup(cred, req.gid())))) {
       return Err(EPERM, "chgrp inode {}: not the owner or not a member of group {}", a->ino(), req.gid());
     }
     if (m & proto::SA_UID) a->set_uid(req.uid());
