@@ -29,7 +29,8 @@ struct ClientOptions {
   std::string meta;
   // Deadline of one operation, retries included. Default 15 s.
   std::chrono::milliseconds timeout{15000};
-  // Sequential read-ahead window in bytes (at least one stripe row is read).
+  // Sequential read-ahead window in bytes (at least one stripe row is read);
+  // 0: none (the FUSE mount leaves read-ahead to the kernel).
   uint64_t readahead = 8u << 20;
   // Bytes of writes buffered per open file before they are sent.
   uint64_t write_buffer = 8u << 20;

@@ -41,10 +41,17 @@ struct OpenFile {
   bool uncommitted = false;
   uint64_t written_end = 0;        // largest end offset written by this handle
   std::set<uint32_t> touched;      // stripe objects written since the last fsync
-  // Read cache: one extent read ahead of the reader.
+  // Read cache: one extent read ahead of the reader. gen moves whenever
+  // the file changes through this handle, so that a read that ran without
+  // the lock does not install stale bytes.
   uint64_t rc_offset = 0;
   std::string rc;
   uint64_t last_read_end = UINT64_MAX;
+  uint64_t gen = 0;
+  void DropReadCache() {
+    rc.clear();
+    gen++;
+  }
 };
 
 // One request to a store, retried as a unit (Impl::RunStoreOps).
@@ -103,9 +110,17 @@ struct Client::Impl {
   // retryable error (a store restarting, a lost connection) until the
   // deadline. Errors name what, the target and its store.
   Status RunStoreOps(std::vector<client::StoreOp>& ops, const std::string& what);
+  // The store writes of [offset, offset+len) of data (sync: each one makes
+  // its object durable too). Wrote records them as sent.
+  Result<std::vector<client::StoreOp>> WriteOps(client::OpenFile& f, uint64_t offset,
+                                                std::shared_ptr<const std::string> data, size_t data_off,
+                                                size_t len, bool sync);
+  void Wrote(client::OpenFile& f, uint64_t offset, size_t len);
   Status WriteStripes(client::OpenFile& f, uint64_t offset, std::shared_ptr<const std::string> data,
                       size_t data_off, size_t len);
-  Status ReadStripes(client::OpenFile& f, uint64_t offset, char* out, size_t len);
+  // Reads [offset, offset+len) of a file with this layout (holes and
+  // bytes past an object's end as zeros). Needs no lock of the file.
+  Status ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out, size_t len);
   Status FlushLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);

@@ -95,9 +95,9 @@ Status Client::Impl::RunStoreOps(std::vector<StoreOp>& ops, const std::string& w
 }
 
 
-Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
-                                  std::shared_ptr<const std::string> data, size_t data_off,
-                                  size_t len) {
+Result<std::vector<StoreOp>> Client::Impl::WriteOps(OpenFile& f, uint64_t offset,
+                                                   std::shared_ptr<const std::string> data,
+                                                   size_t data_off, size_t len, bool sync) {
   const auto& l = f.layout;
   if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
     return Err(EIO, "write {}: file has no valid layout", f.path);
@@ -112,22 +112,36 @@ Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
     req.set_ino(l.object_id());
     req.set_index(c.object);
     req.set_offset(c.object_offset);
+    req.set_sync(sync);
     op.message = req.SerializeAsString();
     op.payload = rpc::Payload(data, data_off + (c.file_offset - offset), c.length);
     ops.push_back(std::move(op));
+  }
+  return ops;
+}
+
+void Client::Impl::Wrote(OpenFile& f, uint64_t offset, size_t len) {
+  for (const Chunk& c : client::SplitRange(f.layout.stripe_size(), f.layout.stripe_count(), offset, len)) {
     f.touched.insert(c.object);
   }
-  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "write " + f.path));
   f.uncommitted = true;
   f.written_end = std::max(f.written_end, offset + len);
+}
+
+Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
+                                  std::shared_ptr<const std::string> data, size_t data_off,
+                                  size_t len) {
+  STRIA_ASSIGN_OR_RETURN(auto ops, WriteOps(f, offset, std::move(data), data_off, len, false));
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "write " + f.path));
+  Wrote(f, offset, len);
   return Status::Ok();
 }
 
-Status Client::Impl::ReadStripes(OpenFile& f, uint64_t offset, char* out, size_t len) {
-  const auto& l = f.layout;
+Status Client::Impl::ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out,
+                                 size_t len) {
   if (len == 0) return Status::Ok();
   if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
-    return Err(EIO, "read {}: file has no valid layout", f.path);
+    return Err(EIO, "read {}: file has no valid layout", path);
   }
   std::vector<StoreOp> ops;
   auto chunks = client::SplitRange(l.stripe_size(), l.stripe_count(), offset, len);
@@ -145,7 +159,7 @@ Status Client::Impl::ReadStripes(OpenFile& f, uint64_t offset, char* out, size_t
     op.into = std::span<char>(out + (c.file_offset - offset), c.length);
     ops.push_back(std::move(op));
   }
-  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "read " + f.path));
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "read " + path));
   for (size_t i = 0; i < ops.size(); i++) {
     // Short reads are holes or the object's end inside the file: zeros.
     size_t got = std::min<size_t>(ops[i].result.payload_len, chunks[i].length);
@@ -164,17 +178,34 @@ Status Client::Impl::FlushLocked(OpenFile& f) {
 }
 
 Status Client::Impl::SyncLocked(OpenFile& f) {
-  STRIA_RETURN_IF_ERROR(FlushLocked(f));
-  if (!f.touched.empty()) {
+  std::vector<StoreOp> ops;
+  std::set<uint32_t> synced;   // objects that the final writes sync themselves
+  uint64_t final_off = f.wb_offset, final_len = f.wb.size();
+  std::shared_ptr<const std::string> final_data;
+  if (!f.wb.empty()) {
+    auto chunks = client::SplitRange(f.layout.stripe_size(), f.layout.stripe_count(), f.wb_offset, f.wb.size());
+    for (const Chunk& c : chunks) synced.insert(c.object);
+    if (synced.size() == chunks.size()) {
+      // One chunk per object (a small file, or a last partial row): each
+      // write syncs its object, sparing a round trip per object.
+      final_data = std::make_shared<const std::string>(std::move(f.wb));
+      f.wb = std::string();
+      STRIA_ASSIGN_OR_RETURN(ops, WriteOps(f, final_off, final_data, 0, final_len, true));
+    } else {
+      synced.clear();
+      STRIA_RETURN_IF_ERROR(FlushLocked(f));
+    }
+  }
+  if (!f.touched.empty() || !ops.empty()) {
     std::map<uint32_t, proto::ObjFsyncRequest> per_target;
     for (uint32_t obj : f.touched) {
+      if (synced.count(obj)) continue;
       uint32_t target = f.layout.targets(obj);
       auto& req = per_target[target];
       req.set_target(target);
       req.set_ino(f.layout.object_id());
       req.add_indexes(obj);
     }
-    std::vector<StoreOp> ops;
     for (auto& [target, req] : per_target) {
       StoreOp op;
       op.target = target;
@@ -182,7 +213,16 @@ Status Client::Impl::SyncLocked(OpenFile& f) {
       op.message = req.SerializeAsString();
       ops.push_back(std::move(op));
     }
-    STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "fsync " + f.path));
+    Status st = RunStoreOps(ops, "fsync " + f.path);
+    if (!st.ok()) {
+      // Keep the unsent bytes: a later fsync or close tries again.
+      if (final_data && f.wb.empty()) {
+        f.wb = *final_data;
+        f.wb_offset = final_off;
+      }
+      return st;
+    }
+    if (final_data) Wrote(f, final_off, final_len);
     f.touched.clear();
   }
   if (f.uncommitted) {
@@ -256,7 +296,8 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
     req.set_session(impl_->session);
     req.set_ino(res.attr().ino());
     req.set_flags(static_cast<uint32_t>(flags));
-    *req.mutable_mid() = impl_->NextMid();
+    // Only a truncating open changes anything, and needs a retry applied once.
+    if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
     auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
     if (!r.ok()) return r.status().Prefixed("open " + path);
     attr = r->attr();
@@ -280,7 +321,7 @@ Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset
   if (offset + n < offset || offset + n > (1ull << 60)) {
     return Err(EFBIG, "write {}: offset {} + {} bytes is too large", f->path, offset, n);
   }
-  f->rc.clear();   // the read cache may hold what we overwrite
+  f->DropReadCache();   // the read cache may hold what we overwrite
   const char* p = static_cast<const char*>(buf);
   uint64_t limit = impl_->opt.write_buffer;
   bool appends = !f->wb.empty() && offset == f->wb_offset + f->wb.size() &&
@@ -320,36 +361,48 @@ Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
 
 Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
   STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  std::lock_guard lk(f->mu);
-  if (!CanRead(f->flags)) return Err(EBADF, "read {}: not open for reading", f->path);
-  if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", f->path);
-  STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes
-  if (offset >= f->size || n == 0) return size_t(0);
-  n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
   char* out = static_cast<char*>(buf);
-  // Served from the read-ahead extent when it holds the whole range.
-  if (offset >= f->rc_offset && offset + n <= f->rc_offset + f->rc.size()) {
-    std::memcpy(out, f->rc.data() + (offset - f->rc_offset), n);
+  proto::Layout layout;
+  std::string path;
+  uint64_t window = 0, gen = 0;   // window > 0: read that much ahead, into the cache
+  {
+    std::lock_guard lk(f->mu);
+    if (!CanRead(f->flags)) return Err(EBADF, "read {}: not open for reading", f->path);
+    if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", f->path);
+    STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes
+    if (offset >= f->size || n == 0) return size_t(0);
+    n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
+    // Served from the read-ahead extent when it holds the whole range.
+    if (offset >= f->rc_offset && offset + n <= f->rc_offset + f->rc.size()) {
+      std::memcpy(out, f->rc.data() + (offset - f->rc_offset), n);
+      f->last_read_end = offset + n;
+      return n;
+    }
+    bool sequential = offset == f->last_read_end || offset == 0;
+    uint64_t row = f->layout.stripe_size() * std::max<uint32_t>(1, f->layout.stripe_count());
+    if (impl_->opt.readahead > 0 && sequential) {
+      window = std::max<uint64_t>(impl_->opt.readahead, row);
+      window = n < window ? std::min<uint64_t>(window, f->size - offset) : 0;
+    }
     f->last_read_end = offset + n;
+    layout = f->layout;
+    path = f->path;
+    gen = f->gen;
+  }
+  // The stores are read without the file's lock: reads of one handle (the
+  // kernel's parallel read-ahead) go on side by side.
+  if (window == 0) {
+    STRIA_RETURN_IF_ERROR(impl_->ReadStripes(layout, path, offset, out, n));
     return n;
   }
-  bool sequential = offset == f->last_read_end || offset == 0;
-  uint64_t row = f->layout.stripe_size() * std::max<uint32_t>(1, f->layout.stripe_count());
-  uint64_t window = std::max<uint64_t>(impl_->opt.readahead, row);
-  if (sequential && n < window) {
-    uint64_t len = std::min<uint64_t>(window, f->size - offset);
-    f->rc.resize(len);
+  std::string extent(window, '\0');
+  STRIA_RETURN_IF_ERROR(impl_->ReadStripes(layout, path, offset, extent.data(), window));
+  std::memcpy(out, extent.data(), n);
+  std::lock_guard lk(f->mu);
+  if (f->gen == gen) {
+    f->rc = std::move(extent);
     f->rc_offset = offset;
-    Status st = impl_->ReadStripes(*f, offset, f->rc.data(), len);
-    if (!st.ok()) {
-      f->rc.clear();
-      return st;
-    }
-    std::memcpy(out, f->rc.data(), n);
-  } else {
-    STRIA_RETURN_IF_ERROR(impl_->ReadStripes(*f, offset, out, n));
   }
-  f->last_read_end = offset + n;
   return n;
 }
 
@@ -424,12 +477,16 @@ Status Client::Close(int fd) {
     std::lock_guard lk(impl_->mu);
     impl_->files.erase(fd);
   }
+  // The data is durable and committed by now; meta only has to forget the
+  // open. That needs no wait: a lost CLOSE is repaired by the next
+  // heartbeat, which carries the session's whole open set.
   proto::CloseRequest req;
   req.set_session(impl_->session);
   req.set_ino(f->ino);
-  Status cl = impl_->MetaCall<proto::CloseReply>(proto::CLOSE, req).status();
-  if (!st.ok()) return st;
-  return cl.Prefixed("close " + f->path);
+  rpc::CallOptions co;
+  co.timeout = impl_->opt.timeout;
+  impl_->meta->Call(proto::CLOSE, req.SerializeAsString(), {}, co, [](rpc::CallResult&&) {});
+  return st;
 }
 
 }  // namespace stria

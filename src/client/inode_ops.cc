@@ -57,7 +57,7 @@ void Client::Impl::Truncated(uint64_t ino, const proto::Layout& layout) {
     g->size = 0;
     g->written_end = 0;
     g->wb.clear();   // written before the truncate: it cuts them away
-    g->rc.clear();
+    g->DropReadCache();
   }
 }
 
@@ -103,7 +103,7 @@ Result<proto::Attr> Client::Impl::TruncateIno(const proto::Cred& c, uint64_t ino
     std::lock_guard lk(f->mu);
     f->size = size;
     f->written_end = std::min(f->written_end, size);
-    f->rc.clear();
+    f->DropReadCache();
     if (r->has_layout()) f->layout = r->layout();
   }
   return r->attr();
@@ -303,7 +303,8 @@ Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags) {
   req.set_session(impl_->session);
   req.set_ino(ino);
   req.set_flags(static_cast<uint32_t>(flags));
-  *req.mutable_mid() = impl_->NextMid();
+  // Only a truncating open changes anything, and needs a retry applied once.
+  if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
   auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
   if (!r.ok()) return r.status();
   f->ino = ino;
@@ -448,7 +449,7 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
     return Err(EFBIG, "{}: offset {} + {} bytes is too large", what, offset, length);
   }
   STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // buffered bytes in a punched range must go
-  f->rc.clear();
+  f->DropReadCache();
   uint64_t end = offset + length;
   if (punch) end = std::min(end, f->size);
   if (end > offset) {

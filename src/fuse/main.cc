@@ -135,6 +135,8 @@ int Run(Args& a, int report_fd) {
   co.meta = a.opt.meta;
   co.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.opt.timeout * 1000));
   co.name = "fuse:" + a.mountpoint;
+  // The kernel reads ahead (several requests in flight, served in parallel).
+  co.readahead = 0;
   auto client = Client::Connect(co);
   if (!client.ok()) return fail(client.status());
   StriaFs fs(std::move(client).value(), a.opt);

@@ -18,7 +18,11 @@ struct MountOptions {
   double negative_timeout = 1.0;    // seconds the kernel remembers a missing name
   bool cache = true;                // cache=off: timeouts 0, page cache dropped at every open
   bool writeback_cache = false;     // the kernel buffers writes (writeback_cache)
-  bool default_permissions = true;  // the kernel checks permissions too (no_default_permissions: only Stria)
+  // The kernel checks permissions too, before Stria does (default_permissions).
+  // Off by default: stria-meta checks every request with the caller's
+  // identity, and the kernel's check costs a GETATTR of the parent after
+  // every change to a directory.
+  bool default_permissions = false;
   bool allow_other = true;          // other users may use the mount (no_allow_other)
   double timeout = 30.0;            // seconds one operation may take, retries included (timeout=)
   unsigned max_threads = 32;        // FUSE worker threads (max_threads=)

@@ -13,8 +13,9 @@ TEST(MountOptions, StriaOptionsAreTakenOut) {
   EXPECT_TRUE(o.writeback_cache);
   EXPECT_EQ(o.fuse_args, (std::vector<std::string>{"ro", "max_read=131072"}));
   o.meta = "127.0.0.1:7000";
-  EXPECT_EQ(FuseOptionString(o),
-            "fsname=stria@127.0.0.1:7000,subtype=stria,allow_other,default_permissions,ro,max_read=131072");
+  EXPECT_EQ(FuseOptionString(o), "fsname=stria@127.0.0.1:7000,subtype=stria,allow_other,ro,max_read=131072");
+  ASSERT_TRUE(ParseMountOptions("default_permissions", &o).ok());
+  EXPECT_TRUE(o.default_permissions);
 }
 
 TEST(MountOptions, FstabWordsAreDropped) {

@@ -316,10 +316,14 @@ void StatFs(fuse_req_t req, fuse_ino_t) {
 // --------------------------------------------------------------- xattrs --
 
 bool PosixAcl(const char* name) { return std::strncmp(name, "system.posix_acl_", 17) == 0; }
+// File capabilities: the kernel asks for them before every write (to clear
+// them), a round trip each. A network file system does not carry them (as
+// NFS): they are refused, and asking needs no round trip.
+bool FileCaps(const char* name) { return std::strcmp(name, "security.capability") == 0; }
 
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   StriaFs* fs = Fs(req);
-  if (PosixAcl(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);   // no POSIX ACLs (yet)
+  if (PosixAcl(name) || FileCaps(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);   // not carried
   Status st = fs->client().SetXattr(CallerOf(req), fs->ToStria(ino), name, std::string(value, size), flags);
   if (!st.ok()) return ReplyErr(req, st, "setxattr");
   fuse_reply_err(req, 0);
@@ -327,7 +331,7 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
 
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   StriaFs* fs = Fs(req);
-  if (PosixAcl(name)) return (void)fuse_reply_err(req, ENODATA);
+  if (PosixAcl(name) || FileCaps(name)) return (void)fuse_reply_err(req, ENODATA);
   auto r = fs->client().GetXattr(CallerOf(req), fs->ToStria(ino), name);
   if (!r.ok()) return ReplyErr(req, r.status(), "getxattr");
   if (size == 0) return (void)fuse_reply_xattr(req, r->size());

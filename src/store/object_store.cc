@@ -97,6 +97,12 @@ Result<std::unique_ptr<Target>> Target::Open(const std::string& dir) {
     t->uuid_ = fmt::format("{:08x}{:08x}{:08x}{:08x}", rd(), rd(), rd(), rd());
     STRIA_RETURN_IF_ERROR(WriteFileAtomic(meta_file, nlohmann::json{{"uuid", t->uuid_}, {"id", 0}}.dump() + "\n"));
   }
+  // What a crashed earlier run left unsynced (directory entries of objects
+  // it created) becomes durable now: this run remembers only its own.
+  {
+    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.fd >= 0 && ::syncfs(d.fd) != 0) return Sys(errno, "target " + dir + ": syncfs");
+  }
   t->crc_errors_ = &metrics::Registry::Default().GetCounter(
       "stria_store_checksum_errors_total", "Blocks whose CRC32C did not match on read");
   return t;
@@ -116,17 +122,34 @@ std::mutex& Target::LockFor(uint64_t object_id, uint32_t index) {
   return locks_[(object_id * 31 + index) % locks_.size()];
 }
 
+int Target::OpenForWrite(uint64_t oid, uint32_t index, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  bool new_bucket = false;
+  if (fd < 0 && errno == ENOENT) {
+    std::string bucket = path.substr(0, path.rfind('/'));
+    if (::mkdir(bucket.c_str(), 0755) != 0) {
+      if (errno != EEXIST) return -1;
+    } else {
+      new_bucket = true;
+    }
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (fd >= 0) {
+    std::lock_guard lk(new_mu_);
+    created_.insert({oid, index});
+    if (new_bucket) new_buckets_.insert(oid % 256);
+  }
+  return fd;
+}
+
 Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len) {
   if (len == 0) return Status::Ok();
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: write object {:x}.{}", dir_, oid, index);
-  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd.fd < 0 && errno == ENOENT) {
-    std::string bucket = path.substr(0, path.rfind('/'));
-    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
-    fd.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  }
+  Fd fd(OpenForWrite(oid, index, path));
   if (fd.fd < 0) return Sys(errno, what);
   Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (crc.fd < 0) return Sys(errno, what + " (checksums)");
@@ -209,13 +232,7 @@ Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: truncate object {:x}.{}", dir_, oid, index);
-  int flags = O_RDWR | O_CLOEXEC | (length > 0 ? O_CREAT : 0);
-  Fd fd(::open(path.c_str(), flags, 0644));
-  if (fd.fd < 0 && errno == ENOENT && length > 0) {
-    std::string bucket = path.substr(0, path.rfind('/'));
-    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
-    fd.fd = ::open(path.c_str(), flags, 0644);
-  }
+  Fd fd(length > 0 ? OpenForWrite(oid, index, path) : ::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (fd.fd < 0) return errno == ENOENT ? Status::Ok() : Sys(errno, what);
   if (::ftruncate(fd.fd, static_cast<off_t>(length)) != 0) return Sys(errno, what);
   Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -240,12 +257,7 @@ Status Target::Allocate(uint64_t oid, uint32_t index, uint64_t off, uint64_t len
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: allocate object {:x}.{}", dir_, oid, index);
-  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (fd.fd < 0 && errno == ENOENT) {
-    std::string bucket = path.substr(0, path.rfind('/'));
-    if (::mkdir(bucket.c_str(), 0755) != 0 && errno != EEXIST) return Sys(errno, what);
-    fd.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  }
+  Fd fd(OpenForWrite(oid, index, path));
   if (fd.fd < 0) return Sys(errno, what);
   if (::fallocate(fd.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) != 0 &&
       errno != EOPNOTSUPP) {
@@ -295,6 +307,7 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
 }
 
 Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
+  bool created = false;
   for (uint32_t index : indexes) {
     std::string path = ObjectPath(oid, index);
     for (const std::string& p : {path, path + ".crc"}) {
@@ -303,12 +316,22 @@ Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
         if (errno == ENOENT) continue;
         return Sys(errno, "target " + dir_ + ": fsync " + p);
       }
-      if (::fsync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + p);
+      // The size is the only metadata a read needs: fdatasync keeps it.
+      if (::fdatasync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + p);
     }
+    std::lock_guard lk(new_mu_);
+    created |= created_.count({oid, index}) != 0;
   }
-  // New files and buckets must survive too: sync their directories.
+  if (!created) return Status::Ok();
+  // New files and buckets must survive too: sync their directories (the
+  // objects directory only when the bucket itself is new).
   std::string bucket = fmt::format("{}/objects/{:02x}", dir_, oid % 256);
-  for (const std::string& d : {bucket, dir_ + "/objects"}) {
+  std::vector<std::string> dirs = {bucket};
+  {
+    std::lock_guard lk(new_mu_);
+    if (new_buckets_.count(oid % 256)) dirs.push_back(dir_ + "/objects");
+  }
+  for (const std::string& d : dirs) {
     Fd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.fd < 0) {
       if (errno == ENOENT) continue;
@@ -316,10 +339,17 @@ Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
     }
     if (::fsync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + d);
   }
+  std::lock_guard lk(new_mu_);
+  for (uint32_t index : indexes) created_.erase({oid, index});
+  if (dirs.size() > 1) new_buckets_.erase(oid % 256);
   return Status::Ok();
 }
 
 Status Target::Remove(uint64_t oid, uint32_t count) {
+  {
+    std::lock_guard lk(new_mu_);
+    for (uint32_t index = 0; index < count; index++) created_.erase({oid, index});
+  }
   for (uint32_t index = 0; index < count; index++) {
     std::lock_guard lk(LockFor(oid, index));
     std::string path = ObjectPath(oid, index);

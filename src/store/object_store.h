@@ -13,7 +13,9 @@
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/metrics.h"
@@ -46,6 +48,8 @@ class Target {
   // Makes [offset, offset+len) read as zeros, freeing whole blocks; bytes
   // past the object's end are already zeros and stay untouched.
   Status PunchHole(uint64_t object_id, uint32_t index, uint64_t offset, uint64_t len);
+  // Makes the objects durable: data and checksums, and, for objects created
+  // since their last Fsync, the directory entries that name them.
   Status Fsync(uint64_t object_id, const std::vector<uint32_t>& indexes);
   // Deletes indexes 0..count-1 (absent ones are fine).
   Status Remove(uint64_t object_id, uint32_t count);
@@ -57,11 +61,17 @@ class Target {
  private:
   Target() = default;
   std::mutex& LockFor(uint64_t object_id, uint32_t index);
+  // Opens the object's data file for writing, creating it (and its bucket
+  // directory) if needed; remembers a creation until the next Fsync.
+  int OpenForWrite(uint64_t object_id, uint32_t index, const std::string& path);
 
   std::string dir_;
   std::string uuid_;
   uint32_t id_ = 0;
   std::array<std::mutex, 64> locks_;
+  std::mutex new_mu_;
+  std::set<std::pair<uint64_t, uint32_t>> created_;   // GUARDED_BY(new_mu_): not yet in a synced dir
+  std::set<uint64_t> new_buckets_;                    // GUARDED_BY(new_mu_): not yet in a synced objects/
   metrics::Counter* crc_errors_ = nullptr;
 };
 

@@ -88,6 +88,7 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         auto payload = std::make_shared<std::string>(std::move(raw.payload));
         pool_->Post([this, t, req = std::move(req), payload, resp] {
           Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size());
+          if (st.ok() && req.sync()) st = t->Fsync(req.ino(), {req.index()});
           if (!st.ok()) return resp.Fail(st);
           bytes_written_->Inc(payload->size());
           resp.Reply(proto::ObjWriteReply());

@@ -1,9 +1,9 @@
 """Permissions through the mount, as root and as other users (setuid in a
 child process): chmod/chown rules, set-uid/set-gid clearing, the sticky
 bit, EACCES/EPERM where Linux returns them, utimensat's rules. In the
-"uncached" mode the kernel's own checks are off (no_default_permissions),
-so these pass only if stria-meta enforces them with the caller's uid, gid
-and supplementary groups."""
+"uncached" mode the kernel's own checks are off (the mount's default), so
+these pass only if stria-meta enforces them with the caller's uid, gid and
+supplementary groups."""
 import errno
 import os
 import stat
