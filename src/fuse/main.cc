@@ -34,7 +34,7 @@ const char kUsage[] =
     "  -f                 stay in the foreground\n"
     "  -d                 foreground with debug logging\n"
     "  -o OPTIONS         comma-separated: attr_timeout=S, entry_timeout=S, negative_timeout=S,\n"
-    "                     cache=on|off, writeback_cache, no_default_permissions, no_allow_other,\n"
+    "                     cache=on|off, default_permissions, no_allow_other,\n"
     "                     timeout=S, max_threads=N, log=FILE, log_level=LEVEL, and libfuse's\n"
     "                     own (ro, max_read=N, ...)\n";
 

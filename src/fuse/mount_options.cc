@@ -52,9 +52,9 @@ Status ParseMountOptions(const std::string& o, MountOptions* opt) {
       if (val != "on" && val != "off") return Err(EINVAL, "mount option cache={}: use on or off", val);
       opt->cache = val == "on";
     } else if (item == "writeback_cache") {
-      opt->writeback_cache = true;
-    } else if (item == "no_writeback_cache") {
-      opt->writeback_cache = false;
+      // The kernel would read pages through write-only handles, and keep
+      // sizes of its own: not supported (yet).
+      return Err(EINVAL, "mount option writeback_cache is not supported");
     } else if (item == "default_permissions") {
       opt->default_permissions = true;
     } else if (item == "no_default_permissions") {

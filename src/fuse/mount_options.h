@@ -17,7 +17,6 @@ struct MountOptions {
   double entry_timeout = 1.0;       // seconds the kernel keeps names (entry_timeout=)
   double negative_timeout = 1.0;    // seconds the kernel remembers a missing name
   bool cache = true;                // cache=off: timeouts 0, page cache dropped at every open
-  bool writeback_cache = false;     // the kernel buffers writes (writeback_cache)
   // The kernel checks permissions too, before Stria does (default_permissions).
   // Off by default: stria-meta checks every request with the caller's
   // identity, and the kernel's check costs a GETATTR of the parent after

@@ -7,10 +7,9 @@ namespace {
 
 TEST(MountOptions, StriaOptionsAreTakenOut) {
   MountOptions o;
-  ASSERT_TRUE(ParseMountOptions("attr_timeout=2.5,ro,entry_timeout=0,writeback_cache,max_read=131072", &o).ok());
+  ASSERT_TRUE(ParseMountOptions("attr_timeout=2.5,ro,entry_timeout=0,max_read=131072", &o).ok());
   EXPECT_DOUBLE_EQ(o.attr_timeout, 2.5);
   EXPECT_DOUBLE_EQ(o.entry_timeout, 0);
-  EXPECT_TRUE(o.writeback_cache);
   EXPECT_EQ(o.fuse_args, (std::vector<std::string>{"ro", "max_read=131072"}));
   o.meta = "127.0.0.1:7000";
   EXPECT_EQ(FuseOptionString(o), "fsname=stria@127.0.0.1:7000,subtype=stria,allow_other,ro,max_read=131072");
@@ -45,6 +44,7 @@ TEST(MountOptions, BadValuesNameTheOption) {
   EXPECT_EQ(ParseMountOptions("max_threads=0", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("timeout=0", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("fsname=x", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("writeback_cache", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("attr_timeout=-1", &o).code(), EINVAL);
 }
 

@@ -139,8 +139,7 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Pages are dropped at open when the content changed (keep_cache), not
   // whenever mtime moves.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-  if (fs->options().writeback_cache) want(FUSE_CAP_WRITEBACK_CACHE);
-  else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;   // the mount's own write buffering (libstria) instead
   // 1 MiB reads and writes (libfuse asks for max_pages to match).
   conn->max_write = 1u << 20;
   conn->max_readahead = std::max(conn->max_readahead, 1u << 20);

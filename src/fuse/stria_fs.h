@@ -2,8 +2,8 @@
 //
 // Handlers are thin: each turns the request into one libstria call made for
 // the request's caller (uid, gid, supplementary groups), and the Status into
-// an errno. Permissions are checked by stria-meta (and, unless the mount
-// says no_default_permissions, by the kernel first). File handles are
+// an errno. Permissions are checked by stria-meta (and, when the mount
+// says default_permissions, by the kernel first). File handles are
 // libstria fds; directory handles hold the last page read from meta.
 //
 // Threading: libfuse calls the handlers from its worker threads; StriaFs
