@@ -29,7 +29,8 @@ class [[nodiscard]] Status {
   const Status& status() const { return *this; }
   // "ENOENT: /a/b: no such entry" style text for logs and the CLI.
   std::string ToString() const;
-  // True for failures a retry may cure (timeouts, lost connections).
+  // True for failures a retry may cure (timeouts, lost connections). An
+  // answer such as EAGAIN (a lock held by another) is not one.
   bool retryable() const;
 
   // Adds context in front of the message ("open /x: " + message).

@@ -1,9 +1,10 @@
 // Internals of libstria's Client (include/stria/client.h).
 //
-// Locking: mu_ guards the fd table and the cluster map; each OpenFile has its
-// own mutex for its buffers and position. Lock order: OpenFile::mu, then
-// Impl::mu. No lock is held while waiting on the network except an
-// OpenFile's (so one file's calls are serialized, other files go on).
+// Locking: Impl::mu guards the handle and open-file tables and the cluster
+// map; each OpenFile has its own mutex for its buffers and for the
+// positions of its handles. Lock order: OpenFile::mu, then Impl::mu. No lock
+// is held while waiting on the network except an OpenFile's (one file's
+// writes are serialized, other files go on; reads wait only for the stores).
 #pragma once
 
 #include <atomic>
@@ -24,26 +25,30 @@ namespace stria {
 
 namespace client {
 
+// One file (inode) this client has open: what all of the client's handles
+// on it share, as a kernel's page cache is shared by descriptors, so that
+// every handle sees what any other wrote, in order: the size as this client
+// sees it, the write buffer, what was written but not yet committed, and the
+// read-ahead extent. Fields are guarded by mu.
 struct OpenFile {
   std::mutex mu;
-  std::string path;                // for error messages
-  proto::Cred cred;                // whom the handle acts for (its opener)
+  std::string path;                // for error messages (the first opener's name)
   uint64_t ino = 0;
-  int flags = 0;
   proto::FileType type = proto::FT_NONE;
   proto::Layout layout;
-  uint64_t size = 0;               // meta's size at open, grown by our writes
-  uint64_t pos = 0;
+  uint64_t size = 0;               // meta's size, grown by our writes
+  uint64_t version = 0;            // content version in meta's last answer
+  proto::Cred writer;              // who wrote what is not yet committed (set-uid rules)
   // Write-back buffer: one contiguous dirty extent not yet sent.
   uint64_t wb_offset = 0;
   std::string wb;
   // Written (sent) but not yet made durable and committed to meta.
   bool uncommitted = false;
-  uint64_t written_end = 0;        // largest end offset written by this handle
+  uint64_t written_end = 0;        // largest end offset written
   std::set<uint32_t> touched;      // stripe objects written since the last fsync
   // Read cache: one extent read ahead of the reader. gen moves whenever
-  // the file changes through this handle, so that a read that ran without
-  // the lock does not install stale bytes.
+  // the file changes, so that a read that ran without the lock does not
+  // install stale bytes.
   uint64_t rc_offset = 0;
   std::string rc;
   uint64_t last_read_end = UINT64_MAX;
@@ -52,6 +57,16 @@ struct OpenFile {
     rc.clear();
     gen++;
   }
+  int handles = 0;                 // GUARDED_BY(Impl::mu)
+};
+
+// One handle (fd): an open file, how it was opened, and its position.
+struct Handle {
+  std::shared_ptr<OpenFile> file;
+  int flags = 0;
+  proto::Cred cred;                // whom the handle acts for (its opener)
+  std::string path;                // as opened, for error messages
+  uint64_t pos = 0;                // GUARDED_BY(file->mu)
 };
 
 // One request to a store, retried as a unit (Impl::RunStoreOps).
@@ -78,7 +93,8 @@ struct Client::Impl {
   std::atomic<uint64_t> next_seq{1};
 
   std::mutex mu;
-  std::map<int, std::shared_ptr<client::OpenFile>> files;   // GUARDED_BY(mu)
+  std::map<int, std::shared_ptr<client::Handle>> handles;   // GUARDED_BY(mu)
+  std::unordered_map<uint64_t, std::shared_ptr<client::OpenFile>> open_files;   // GUARDED_BY(mu), by ino
   int next_fd = 3;                                          // GUARDED_BY(mu)
   std::unordered_map<uint32_t, proto::TargetInfo> targets;  // GUARDED_BY(mu)
   std::unordered_map<std::string, std::shared_ptr<rpc::Channel>> stores;  // GUARDED_BY(mu)
@@ -124,7 +140,7 @@ struct Client::Impl {
   Status FlushLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);
-  Result<std::shared_ptr<client::OpenFile>> GetFile(int fd);
+  Result<std::shared_ptr<client::Handle>> GetHandle(int fd);
 
   // ---- namespace helpers ----
   Result<proto::ResolveReply> Resolve(const std::string& path, bool follow_last);
@@ -133,14 +149,19 @@ struct Client::Impl {
   Status SetAttr(const std::string& path, proto::SetAttrRequest req, bool follow = true);
 
   // ---- inode_ops.cc ----
-  // Registers an open file (from an Open or Create reply) and returns its fd.
-  int AddFile(std::shared_ptr<client::OpenFile> f);
-  // Every open file of ino in this client.
-  std::vector<std::shared_ptr<client::OpenFile>> FilesOf(uint64_t ino);
+  // Registers a new handle from meta's answer to an open or create and
+  // returns its fd. The file's shared state is made or brought up to date
+  // (close-to-open: meta's size, layout and version win over what nothing
+  // of ours is still changing).
+  int AddHandle(const proto::Attr& attr, const proto::Layout& layout, int flags, const proto::Cred& cred,
+                const std::string& path);
+  int AddHandleFd(std::shared_ptr<client::Handle> h);
+  // Removes a handle; the last one of a file drops the file's state.
+  void DropHandle(int fd, const std::shared_ptr<client::Handle>& h);
+  // This client's open file of ino, or null.
+  std::shared_ptr<client::OpenFile> FileOf(uint64_t ino);
   // Attributes with this client's unflushed writes to ino counted.
   FileAttr WithLocalSize(const proto::Attr& a);
-  // ino was truncated to 0 by an open: our open files switch to its layout.
-  void Truncated(uint64_t ino, const proto::Layout& layout);
   // Sends this client's buffered writes to ino to the stores.
   Status FlushIno(uint64_t ino);
   // Truncates ino to size: objects first, then meta (which may give the

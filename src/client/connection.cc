@@ -58,7 +58,7 @@ Client::~Client() {
   std::vector<int> fds;
   {
     std::lock_guard lk(impl_->mu);
-    for (auto& [fd, f] : impl_->files) fds.push_back(fd);
+    for (auto& [fd, h] : impl_->handles) fds.push_back(fd);
   }
   for (int fd : fds) (void)Close(fd);   // best effort: errors are not reportable here
   {
@@ -105,7 +105,7 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions opt) {
 std::vector<uint64_t> Client::Impl::OpenInodes() {
   std::lock_guard lk(mu);
   std::vector<uint64_t> out;
-  for (auto& [fd, f] : files) out.push_back(f->ino);
+  for (auto& [fd, h] : handles) out.push_back(h->file->ino);
   return out;
 }
 

@@ -227,13 +227,15 @@ Status Client::Impl::SyncLocked(OpenFile& f) {
   }
   if (f.uncommitted) {
     proto::CommitWriteRequest req;
-    *req.mutable_cred() = f.cred;
+    *req.mutable_cred() = f.writer;
     req.set_ino(f.ino);
     req.set_min_size(f.written_end);
     req.set_mtime_ns(NowNs());
+    req.set_object_id(f.layout.object_id());
     auto r = MetaCall<proto::CommitWriteReply>(proto::COMMIT_WRITE, req);
     if (!r.ok()) return r.status().Prefixed("commit " + f.path);
     f.size = std::max(f.size, r->attr().size());
+    f.version = r->attr().version();
     f.uncommitted = false;
   }
   return Status::Ok();
@@ -257,21 +259,16 @@ Status Client::Impl::TruncateObjects(const std::string& path, const proto::Layou
   return RunStoreOps(ops, "truncate " + path);
 }
 
-Result<std::shared_ptr<OpenFile>> Client::Impl::GetFile(int fd) {
+Result<std::shared_ptr<client::Handle>> Client::Impl::GetHandle(int fd) {
   std::lock_guard lk(mu);
-  auto it = files.find(fd);
-  if (it == files.end()) return Err(EBADF, "fd {} is not open", fd);
+  auto it = handles.find(fd);
+  if (it == handles.end()) return Err(EBADF, "fd {} is not open", fd);
   return it->second;
 }
 
 // ------------------------------------------------------------------ API --
 
 Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
-  auto f = std::make_shared<OpenFile>();
-  f->path = path;
-  f->flags = flags;
-  f->cred = impl_->cred;
-  proto::Attr attr;
   if (flags & O_CREAT) {
     STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
     proto::CreateRequest req;
@@ -287,41 +284,40 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
     req.set_session(impl_->session);
     auto r = impl_->MetaCall<proto::CreateReply>(proto::CREATE, req);
     if (!r.ok()) return r.status().Prefixed("open " + path);
-    attr = r->attr();
-    f->layout = r->layout();
-  } else {
-    STRIA_ASSIGN_OR_RETURN(auto res, impl_->Resolve(path, true));
-    proto::OpenRequest req;
-    *req.mutable_cred() = impl_->cred;
-    req.set_session(impl_->session);
-    req.set_ino(res.attr().ino());
-    req.set_flags(static_cast<uint32_t>(flags));
-    // Only a truncating open changes anything, and needs a retry applied once.
-    if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
-    auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
-    if (!r.ok()) return r.status().Prefixed("open " + path);
-    attr = r->attr();
-    f->layout = r->layout();
+    return impl_->AddHandle(r->attr(), r->layout(), flags, impl_->cred, path);
   }
-  f->ino = attr.ino();
-  f->type = attr.type();
-  f->size = attr.size();
-  if (f->type == proto::FT_DIR && CanWrite(flags)) {
+  STRIA_ASSIGN_OR_RETURN(auto res, impl_->Resolve(path, true));
+  if (res.attr().type() == proto::FT_DIR && CanWrite(flags)) {
     return Err(EISDIR, "open {}: is a directory", path);
   }
-  return impl_->AddFile(std::move(f));
+  proto::OpenRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_session(impl_->session);
+  req.set_ino(res.attr().ino());
+  req.set_flags(static_cast<uint32_t>(flags));
+  // Only a truncating open changes anything, and needs a retry applied once.
+  if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
+  auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
+  if (!r.ok()) return r.status().Prefixed("open " + path);
+  return impl_->AddHandle(r->attr(), r->layout(), flags, impl_->cred, path);
 }
 
 Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  OpenFile* f = h->file.get();
   std::lock_guard lk(f->mu);
-  if (!CanWrite(f->flags)) return Err(EBADF, "write {}: not open for writing", f->path);
-  if (f->type != proto::FT_REG) return Err(EISDIR, "write {}: not a regular file", f->path);
+  if (!CanWrite(h->flags)) return Err(EBADF, "write {}: not open for writing", h->path);
+  if (f->type != proto::FT_REG) return Err(EISDIR, "write {}: not a regular file", h->path);
   if (n == 0) return size_t(0);
+  // As on Linux, a handle opened O_APPEND writes at the end, whatever the
+  // offset says (the FUSE mount relies on it: the kernel's idea of the end
+  // may be older than this client's).
+  if (h->flags & O_APPEND) offset = f->size;
   if (offset + n < offset || offset + n > (1ull << 60)) {
-    return Err(EFBIG, "write {}: offset {} + {} bytes is too large", f->path, offset, n);
+    return Err(EFBIG, "write {}: offset {} + {} bytes is too large", h->path, offset, n);
   }
   f->DropReadCache();   // the read cache may hold what we overwrite
+  f->writer = h->cred;
   const char* p = static_cast<const char*>(buf);
   uint64_t limit = impl_->opt.write_buffer;
   bool appends = !f->wb.empty() && offset == f->wb_offset + f->wb.size() &&
@@ -347,29 +343,31 @@ Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset
 }
 
 Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  bool append = h->flags & O_APPEND;
   uint64_t off;
   {
-    std::lock_guard lk(f->mu);
-    off = (f->flags & O_APPEND) ? f->size : f->pos;
+    std::lock_guard lk(h->file->mu);
+    off = h->pos;
   }
   STRIA_ASSIGN_OR_RETURN(size_t done, Pwrite(fd, buf, n, off));
-  std::lock_guard lk(f->mu);
-  f->pos = off + done;
+  std::lock_guard lk(h->file->mu);
+  h->pos = append ? h->file->size : off + done;
   return done;
 }
 
 Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  OpenFile* f = h->file.get();
   char* out = static_cast<char*>(buf);
   proto::Layout layout;
   std::string path;
   uint64_t window = 0, gen = 0;   // window > 0: read that much ahead, into the cache
   {
     std::lock_guard lk(f->mu);
-    if (!CanRead(f->flags)) return Err(EBADF, "read {}: not open for reading", f->path);
-    if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", f->path);
-    STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes
+    if (!CanRead(h->flags)) return Err(EBADF, "read {}: not open for reading", h->path);
+    if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", h->path);
+    STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes, through any handle
     if (offset >= f->size || n == 0) return size_t(0);
     n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
     // Served from the read-ahead extent when it holds the whole range.
@@ -386,10 +384,10 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
     }
     f->last_read_end = offset + n;
     layout = f->layout;
-    path = f->path;
+    path = h->path;
     gen = f->gen;
   }
-  // The stores are read without the file's lock: reads of one handle (the
+  // The stores are read without the file's lock: reads of one file (the
   // kernel's parallel read-ahead) go on side by side.
   if (window == 0) {
     STRIA_RETURN_IF_ERROR(impl_->ReadStripes(layout, path, offset, out, n));
@@ -407,82 +405,70 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
 }
 
 Result<size_t> Client::Read(int fd, void* buf, size_t n) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
   uint64_t off;
   {
-    std::lock_guard lk(f->mu);
-    off = f->pos;
+    std::lock_guard lk(h->file->mu);
+    off = h->pos;
   }
   STRIA_ASSIGN_OR_RETURN(size_t got, Pread(fd, buf, n, off));
-  std::lock_guard lk(f->mu);
-  f->pos = off + got;
+  std::lock_guard lk(h->file->mu);
+  h->pos = off + got;
   return got;
 }
 
 Result<uint64_t> Client::Seek(int fd, int64_t offset, int whence) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  std::lock_guard lk(f->mu);
-  int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? int64_t(f->pos)
-                 : whence == SEEK_END ? int64_t(f->size) : -1;
-  if (base < 0 || base + offset < 0) return Err(EINVAL, "seek {}: bad offset or whence", f->path);
-  f->pos = static_cast<uint64_t>(base + offset);
-  return f->pos;
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  std::lock_guard lk(h->file->mu);
+  int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? int64_t(h->pos)
+                 : whence == SEEK_END ? int64_t(h->file->size) : -1;
+  if (base < 0 || base + offset < 0) return Err(EINVAL, "seek {}: bad offset or whence", h->path);
+  h->pos = static_cast<uint64_t>(base + offset);
+  return h->pos;
 }
 
 Status Client::Fsync(int fd) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  std::lock_guard lk(f->mu);
-  return impl_->SyncLocked(*f);
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  std::lock_guard lk(h->file->mu);
+  return impl_->SyncLocked(*h->file);
 }
 
 Status Client::Ftruncate(int fd, uint64_t size) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  proto::Cred cred;
-  {
-    std::lock_guard lk(f->mu);
-    if (!CanWrite(f->flags)) return Err(EINVAL, "truncate {}: not open for writing", f->path);
-    if (f->type != proto::FT_REG) return Err(EISDIR, "truncate {}: not a regular file", f->path);
-    // Our own writes are committed first, so they cannot re-grow the file.
-    STRIA_RETURN_IF_ERROR(impl_->SyncLocked(*f));
-    cred = f->cred;
-  }
-  // Without f->mu held: the truncation updates every open file of the inode.
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  if (!CanWrite(h->flags)) return Err(EINVAL, "truncate {}: not open for writing", h->path);
+  if (h->file->type != proto::FT_REG) return Err(EISDIR, "truncate {}: not a regular file", h->path);
   proto::SetAttrRequest req;
   req.set_size(size);
   req.set_open_for_write(true);
-  return impl_->TruncateIno(cred, f->ino, req, "truncate " + f->path).status();
+  return impl_->TruncateIno(h->cred, h->file->ino, req, "truncate " + h->path).status();
 }
 
 Result<FileAttr> Client::Fstat(int fd) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
-  std::lock_guard lk(f->mu);
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
   proto::GetAttrRequest req;
-  *req.mutable_cred() = f->cred;
-  req.set_ino(f->ino);
+  *req.mutable_cred() = h->cred;
+  req.set_ino(h->file->ino);
   auto r = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, req);
-  if (!r.ok()) return r.status().Prefixed("fstat " + f->path);
-  FileAttr a = ToFileAttr(r->attr());
-  a.size = std::max(a.size, f->size);
-  return a;
+  if (!r.ok()) return r.status().Prefixed("fstat " + h->path);
+  return impl_->WithLocalSize(r->attr());
 }
 
 Status Client::Close(int fd) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
   Status st;
-  {
-    std::lock_guard lk(f->mu);
-    if (CanWrite(f->flags)) st = impl_->SyncLocked(*f);
+  if (CanWrite(h->flags)) {
+    // Everything written to the file through this client is made durable,
+    // as close-to-open asks (other handles' bytes too: they are one file).
+    std::lock_guard lk(h->file->mu);
+    st = impl_->SyncLocked(*h->file);
   }
-  {
-    std::lock_guard lk(impl_->mu);
-    impl_->files.erase(fd);
-  }
+  impl_->DropHandle(fd, h);
   // The data is durable and committed by now; meta only has to forget the
   // open. That needs no wait: a lost CLOSE is repaired by the next
   // heartbeat, which carries the session's whole open set.
   proto::CloseRequest req;
   req.set_session(impl_->session);
-  req.set_ino(f->ino);
+  req.set_ino(h->file->ino);
   rpc::CallOptions co;
   co.timeout = impl_->opt.timeout;
   impl_->meta->Call(proto::CLOSE, req.SerializeAsString(), {}, co, [](rpc::CallResult&&) {});

@@ -24,45 +24,84 @@ proto::Cred ToCred(const Caller& c) {
 
 // ------------------------------------------------------------ helpers --
 
-int Client::Impl::AddFile(std::shared_ptr<OpenFile> f) {
+int Client::Impl::AddHandle(const proto::Attr& attr, const proto::Layout& layout, int flags,
+                            const proto::Cred& cred, const std::string& path) {
+  auto h = std::make_shared<client::Handle>();
+  h->flags = flags;
+  h->cred = cred;
+  h->path = path;
+  bool fresh = false;
+  {
+    std::lock_guard lk(mu);
+    auto& f = open_files[attr.ino()];
+    if (!f) {
+      f = std::make_shared<OpenFile>();
+      fresh = true;
+    }
+    f->handles++;
+    h->file = f;
+  }
+  OpenFile& f = *h->file;
+  std::lock_guard lk(f.mu);
+  if (fresh) {
+    f.path = path;
+    f.ino = attr.ino();
+    f.type = attr.type();
+    f.layout = layout;
+    f.size = attr.size();
+    f.version = attr.version();
+    return AddHandleFd(h);
+  }
+  // Close-to-open: what meta says now wins over what nothing of ours is
+  // still changing. Fresh objects mean the file was truncated to 0 (by
+  // this open's O_TRUNC, or elsewhere): what we had buffered was written
+  // before that, and is cut away with the rest.
+  if (layout.object_id() != f.layout.object_id()) {
+    f.layout = layout;
+    f.wb.clear();
+    f.touched.clear();
+    f.written_end = 0;
+    f.size = 0;
+  }
+  bool changing = f.uncommitted || !f.wb.empty();
+  f.size = changing ? std::max(f.size, attr.size()) : attr.size();
+  if (attr.version() != f.version) f.DropReadCache();
+  f.version = attr.version();
+  return AddHandleFd(h);
+}
+
+int Client::Impl::AddHandleFd(std::shared_ptr<client::Handle> h) {
   std::lock_guard lk(mu);
   int fd = next_fd++;
-  files[fd] = std::move(f);
+  handles[fd] = std::move(h);
   return fd;
 }
 
-std::vector<std::shared_ptr<OpenFile>> Client::Impl::FilesOf(uint64_t ino) {
+void Client::Impl::DropHandle(int fd, const std::shared_ptr<client::Handle>& h) {
   std::lock_guard lk(mu);
-  std::vector<std::shared_ptr<OpenFile>> out;
-  for (auto& [fd, f] : files) {
-    if (f->ino == ino) out.push_back(f);
-  }
-  return out;
+  handles.erase(fd);
+  if (--h->file->handles == 0) open_files.erase(h->file->ino);
+}
+
+std::shared_ptr<OpenFile> Client::Impl::FileOf(uint64_t ino) {
+  std::lock_guard lk(mu);
+  auto it = open_files.find(ino);
+  return it == open_files.end() ? nullptr : it->second;
 }
 
 FileAttr Client::Impl::WithLocalSize(const proto::Attr& a) {
   FileAttr out = ToFileAttr(a);
   if (a.type() != proto::FT_REG) return out;
-  for (auto& f : FilesOf(a.ino())) {
+  if (auto f = FileOf(a.ino())) {
     std::lock_guard lk(f->mu);
-    out.size = std::max(out.size, f->size);
+    // Our writes not yet committed count, as the kernel's dirty pages do.
+    if (f->uncommitted || !f->wb.empty()) out.size = std::max(out.size, f->size);
   }
   return out;
 }
 
-void Client::Impl::Truncated(uint64_t ino, const proto::Layout& layout) {
-  for (auto& g : FilesOf(ino)) {
-    std::lock_guard lk(g->mu);
-    g->layout = layout;
-    g->size = 0;
-    g->written_end = 0;
-    g->wb.clear();   // written before the truncate: it cuts them away
-    g->DropReadCache();
-  }
-}
-
 Status Client::Impl::FlushIno(uint64_t ino) {
-  for (auto& f : FilesOf(ino)) {
+  if (auto f = FileOf(ino)) {
     std::lock_guard lk(f->mu);
     STRIA_RETURN_IF_ERROR(FlushLocked(*f));
   }
@@ -72,8 +111,13 @@ Status Client::Impl::FlushIno(uint64_t ino) {
 Result<proto::Attr> Client::Impl::TruncateIno(const proto::Cred& c, uint64_t ino,
                                               proto::SetAttrRequest req, const std::string& what) {
   uint64_t size = req.size();
+  auto f = FileOf(ino);
+  // The file's lock is held throughout: writes of this client wait, so
+  // none lands between the cut and meta's new size.
+  std::unique_lock<std::mutex> lk;
+  if (f) lk = std::unique_lock<std::mutex>(f->mu);
   // Our buffered writes go out first, so that the truncate cuts them too.
-  STRIA_RETURN_IF_ERROR(FlushIno(ino));
+  if (f) STRIA_RETURN_IF_ERROR(FlushLocked(*f));
   // Permission first: the objects must not shrink for a caller meta refuses.
   proto::AccessRequest ar;
   *ar.mutable_cred() = c;
@@ -83,15 +127,22 @@ Result<proto::Attr> Client::Impl::TruncateIno(const proto::Cred& c, uint64_t ino
   if (!cur.ok()) return cur.status().Prefixed(what);
   if (cur->attr().type() == proto::FT_DIR) return Err(EISDIR, "{}: is a directory", what);
   if (cur->attr().type() != proto::FT_REG) return Err(EINVAL, "{}: not a regular file", what);
-  // Shrinking cuts the objects (size 0 needs no store call: meta gives the
-  // file fresh objects and frees the old ones).
-  if (size > 0 && size < cur->attr().size()) {
+  // Shrinking cuts the objects, also bytes we sent but did not commit yet
+  // (size 0 needs no store call: meta gives the file fresh objects and
+  // frees the old ones).
+  uint64_t end = cur->attr().size();
+  if (f) end = std::max(end, std::max(f->size, f->written_end));
+  if (size > 0 && size < end) {
     proto::GetLayoutRequest gl;
     *gl.mutable_cred() = c;
     gl.set_ino(ino);
     auto l = MetaCall<proto::GetLayoutReply>(proto::GET_LAYOUT, gl);
     if (!l.ok()) return l.status().Prefixed(what);
     STRIA_RETURN_IF_ERROR(TruncateObjects(what, l->layout(), size));
+    // The cut objects are synced with the file's next fsync.
+    if (f && l->layout().object_id() == f->layout.object_id()) {
+      for (uint32_t i = 0; i < l->layout().stripe_count(); i++) f->touched.insert(i);
+    }
   }
   *req.mutable_cred() = c;
   *req.mutable_mid() = NextMid();
@@ -99,12 +150,15 @@ Result<proto::Attr> Client::Impl::TruncateIno(const proto::Cred& c, uint64_t ino
   req.set_mask(req.mask() | proto::SA_SIZE);
   auto r = MetaCall<proto::SetAttrReply>(proto::SET_ATTR, req);
   if (!r.ok()) return r.status().Prefixed(what);
-  for (auto& f : FilesOf(ino)) {
-    std::lock_guard lk(f->mu);
+  if (f) {
     f->size = size;
     f->written_end = std::min(f->written_end, size);
+    f->version = r->attr().version();
     f->DropReadCache();
-    if (r->has_layout()) f->layout = r->layout();
+    if (r->has_layout() && r->layout().object_id() != f->layout.object_id()) {
+      f->layout = r->layout();
+      f->touched.clear();
+    }
   }
   return r->attr();
 }
@@ -162,10 +216,14 @@ Result<FileAttr> Client::SetAttr(const Caller& c, uint64_t ino, const SetAttrArg
   if (a.mask & SetAttrArgs::kSize) {
     // Linux lets a descriptor opened for writing truncate whatever the mode
     // says now: one of this caller's handles vouches for that.
-    for (auto& f : impl_->FilesOf(ino)) {
-      std::lock_guard lk(f->mu);
-      int acc = f->flags & O_ACCMODE;
-      if ((acc == O_WRONLY || acc == O_RDWR) && f->cred.uid() == c.uid) req.set_open_for_write(true);
+    {
+      std::lock_guard lk(impl_->mu);
+      for (auto& [fd, h] : impl_->handles) {
+        int acc = h->flags & O_ACCMODE;
+        if (h->file->ino == ino && (acc == O_WRONLY || acc == O_RDWR) && h->cred.uid() == c.uid) {
+          req.set_open_for_write(true);
+        }
+      }
     }
     STRIA_ASSIGN_OR_RETURN(auto attr, impl_->TruncateIno(cred, ino, req, what));
     return impl_->WithLocalSize(attr);
@@ -294,12 +352,9 @@ Result<DirPage> Client::ReadDir(const Caller& c, uint64_t ino, uint64_t cookie, 
 }
 
 Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags) {
-  auto f = std::make_shared<OpenFile>();
-  f->path = fmt::format("inode {}", ino);
-  f->flags = flags;
-  f->cred = ToCred(c);
+  proto::Cred cred = ToCred(c);
   proto::OpenRequest req;
-  *req.mutable_cred() = f->cred;
+  *req.mutable_cred() = cred;
   req.set_session(impl_->session);
   req.set_ino(ino);
   req.set_flags(static_cast<uint32_t>(flags));
@@ -307,25 +362,17 @@ Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags) {
   if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
   auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
   if (!r.ok()) return r.status();
-  f->ino = ino;
-  f->type = r->attr().type();
-  f->size = r->attr().size();
-  f->layout = r->layout();
-  if (flags & O_TRUNC) impl_->Truncated(ino, f->layout);
   OpenedFile out;
+  out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, fmt::format("inode {}", ino));
   out.attr = impl_->WithLocalSize(r->attr());
-  out.fd = impl_->AddFile(std::move(f));
   return out;
 }
 
 Result<OpenedFile> Client::Create(const Caller& c, uint64_t parent, const std::string& name, int flags,
                                   uint32_t mode) {
-  auto f = std::make_shared<OpenFile>();
-  f->path = name;
-  f->flags = flags;
-  f->cred = ToCred(c);
+  proto::Cred cred = ToCred(c);
   proto::CreateRequest req;
-  *req.mutable_cred() = f->cred;
+  *req.mutable_cred() = cred;
   *req.mutable_mid() = impl_->NextMid();
   req.set_parent(parent);
   req.set_name(name);
@@ -337,14 +384,9 @@ Result<OpenedFile> Client::Create(const Caller& c, uint64_t parent, const std::s
   req.set_session(impl_->session);
   auto r = impl_->MetaCall<proto::CreateReply>(proto::CREATE, req);
   if (!r.ok()) return r.status();
-  f->ino = r->attr().ino();
-  f->type = r->attr().type();
-  f->size = r->attr().size();
-  f->layout = r->layout();
-  if (!r->created() && (flags & O_TRUNC)) impl_->Truncated(f->ino, f->layout);
   OpenedFile out;
-  out.attr = ToFileAttr(r->attr());
-  out.fd = impl_->AddFile(std::move(f));
+  out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, name);
+  out.attr = impl_->WithLocalSize(r->attr());
   return out;
 }
 
@@ -433,10 +475,11 @@ Status Client::SetLock(uint64_t ino, uint64_t owner, const LockRange& lock, bool
 // --------------------------------------------------------- fallocate --
 
 Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
-  STRIA_ASSIGN_OR_RETURN(auto f, impl_->GetFile(fd));
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  OpenFile* f = h->file.get();
   std::lock_guard lk(f->mu);
-  std::string what = "fallocate " + f->path;
-  int acc = f->flags & O_ACCMODE;
+  std::string what = "fallocate " + h->path;
+  int acc = h->flags & O_ACCMODE;
   if (acc != O_WRONLY && acc != O_RDWR) return Err(EBADF, "{}: not open for writing", what);
   if (f->type != proto::FT_REG) return Err(ENODEV, "{}: not a regular file", what);
   bool punch = mode & FALLOC_FL_PUNCH_HOLE;
@@ -485,6 +528,7 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
   if (!keep) f->written_end = std::max(f->written_end, offset + length);
   f->size = std::max(f->size, keep ? f->size : offset + length);
   f->uncommitted = true;
+  f->writer = h->cred;
   return impl_->SyncLocked(*f);
 }
 

@@ -53,13 +53,8 @@ Result<std::pair<uint64_t, std::string>> Client::Impl::ResolveParent(const std::
 
 Result<FileAttr> Client::Stat(const std::string& path) {
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
-  FileAttr a = ToFileAttr(r.attr());
   // Our own buffered writes count (as the kernel's page cache does for stat).
-  std::lock_guard lk(impl_->mu);
-  for (auto& [fd, f] : impl_->files) {
-    if (f->ino == a.ino) a.size = std::max(a.size, f->size);
-  }
-  return a;
+  return impl_->WithLocalSize(r.attr());
 }
 
 Result<FileAttr> Client::Lstat(const std::string& path) {

@@ -60,7 +60,6 @@ bool Status::retryable() const {
     case ECONNRESET:
     case ENOTCONN:
     case EHOSTUNREACH:
-    case EAGAIN:
       return true;
     default:
       return false;

@@ -46,6 +46,8 @@ TEST(Status, Text) {
   EXPECT_EQ(st.ToString(), "ENOENT: lookup /a: no such entry");
   EXPECT_TRUE(Status(ETIMEDOUT, "x").retryable());
   EXPECT_FALSE(st.retryable());
+  // A lock conflict is an answer, not a transient failure.
+  EXPECT_FALSE(Status(EAGAIN, "locked").retryable());
 }
 
 }  // namespace

@@ -148,6 +148,7 @@ int Run(Args& a, int report_fd) {
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_session* se = fuse_session_new(&args, StriaFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
+  fuse_opt_free_args(&args);   // libfuse copied what it keeps
   if (!se) return fail(Err(EINVAL, "libfuse refused the options '{}' (see the log)", fuse_opts));
   fs.set_session(se);
   if (fuse_set_signal_handlers(se) != 0) {

@@ -362,12 +362,16 @@ void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 
 // ---------------------------------------------------------------- files --
 
-// Open flags for libstria: the kernel passes O_APPEND writes with their
-// offsets already at the end.
-int StriaFlags(int flags) { return flags & ~(O_APPEND | O_CREAT | O_EXCL | O_NOCTTY); }
+// Open flags for libstria. O_APPEND stays: the kernel puts an appending
+// write at the end of file it has cached, which may predate another mount's
+// close; libstria appends at the end it knows from meta at open.
+int StriaFlags(int flags) { return flags & ~(O_CREAT | O_EXCL | O_NOCTTY); }
 
 void SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of) {
   fi->fh = static_cast<uint64_t>(of.fd);
+  // Appends bypass the page cache: the kernel would cache them at the
+  // offset it computed, not where libstria put them.
+  if (fi->flags & O_APPEND) fi->direct_io = 1;
   auto d = fs->inodes().Open(of.attr.ino, of.attr.version);
   fi->keep_cache = fs->options().cache && d.keep_cache;
   if (d.stale_attr && fs->session()) {
@@ -393,6 +397,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   auto r = fs->client().Create(CallerOf(req), fs->ToStria(parent), name, flags, mode & 07777);
   if (!r.ok()) return ReplyErr(req, r.status(), "create");
   fi->fh = static_cast<uint64_t>(r->fd);
+  if (fi->flags & O_APPEND) fi->direct_io = 1;   // as in Open
   fs->inodes().Ref(r->attr.ino, r->attr.version);
   (void)fs->inodes().Open(r->attr.ino, r->attr.version);
   fuse_entry_param e;

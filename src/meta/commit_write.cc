@@ -11,6 +11,12 @@ Result<std::string> OpCommitWrite(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::CommitWriteRequest>(msg, "commit write"));
   STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
   if (rec.attr().type() != proto::FT_REG) return Err(EINVAL, "commit: inode {} is not a regular file", req.ino());
+  if (req.object_id() && req.object_id() != rec.layout().object_id()) {
+    return Err(ESTALE,
+               "commit: inode {} was truncated to 0 by another client while open here; the writes made "
+               "since went to its old objects and are not in the file",
+               req.ino());
+  }
   auto* a = rec.mutable_attr();
   a->set_size(std::max(a->size(), req.min_size()));
   int64_t mtime = req.mtime_ns() ? req.mtime_ns() : NowNs();

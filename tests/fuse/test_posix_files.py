@@ -6,9 +6,7 @@ import json
 import os
 import stat
 
-import pytest
-
-from conftest import ALICE, BOB, as_user, expect_errno
+from conftest import ALICE, as_user, expect_errno
 from posix_calls import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, fallocate
 
 
