@@ -121,8 +121,7 @@ void ReplyAttr(fuse_req_t req, const FileAttr& a) {
 
 // ------------------------------------------------------------ namespace --
 
-void Init(void* userdata, fuse_conn_info* conn) {
-  auto* fs = static_cast<StriaFs*>(userdata);
+void Init(void*, fuse_conn_info* conn) {
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
