@@ -229,7 +229,10 @@ class Client {
   Result<DirPage> ReadDir(const Caller& c, uint64_t ino, uint64_t cookie, uint32_t max, bool plus);
   // Opens for the caller (permissions checked as open(2) with flags); the
   // fd works with every fd call above, which then act for that caller.
-  Result<OpenedFile> Open(const Caller& c, uint64_t ino, int flags);
+  // A small file looked up just before and opened read-only has its bytes
+  // read while the open is on its way to meta (prefetch; pass false when
+  // the caller will not read, e.g. the kernel holds the pages already).
+  Result<OpenedFile> Open(const Caller& c, uint64_t ino, int flags, bool prefetch = true);
   // Creates (or, without O_EXCL, opens) name in parent.
   Result<OpenedFile> Create(const Caller& c, uint64_t parent, const std::string& name, int flags,
                             uint32_t mode);

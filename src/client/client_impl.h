@@ -25,6 +25,17 @@ namespace stria {
 
 namespace client {
 
+// A read of a small file's bytes started at open, while OPEN is on its way
+// to meta (Client::Open). The first read waits for it and takes it into the
+// read cache, if the file has not changed since.
+struct Prefetch {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status;
+  std::string data;   // the file's bytes [0, data.size()); holes as zeros
+};
+
 // One file (inode) this client has open: what all of the client's handles
 // on it share, as a kernel's page cache is shared by descriptors, so that
 // every handle sees what any other wrote, in order: the size as this client
@@ -53,8 +64,10 @@ struct OpenFile {
   std::string rc;
   uint64_t last_read_end = UINT64_MAX;
   uint64_t gen = 0;
+  std::shared_ptr<Prefetch> prefetch;   // taken by the first read
   void DropReadCache() {
     rc.clear();
+    prefetch.reset();
     gen++;
   }
   int handles = 0;                 // GUARDED_BY(Impl::mu)
@@ -101,6 +114,14 @@ struct Client::Impl {
   uint64_t map_version = 0;                                 // GUARDED_BY(mu)
   int64_t map_fetched_ms = 0;                               // GUARDED_BY(mu)
   proto::GetClusterMapReply last_map;                       // GUARDED_BY(mu)
+  // Regular files from recent lookups, for the prefetch at open.
+  struct Looked {
+    proto::Layout layout;
+    uint64_t version = 0;
+    uint64_t size = 0;
+    int64_t at_ms = 0;
+  };
+  std::unordered_map<uint64_t, Looked> looked;              // GUARDED_BY(mu)
 
   std::thread heartbeat;
   std::mutex hb_mu;
@@ -137,6 +158,12 @@ struct Client::Impl {
   // Reads [offset, offset+len) of a file with this layout (holes and
   // bytes past an object's end as zeros). Needs no lock of the file.
   Status ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out, size_t len);
+  // Starts reading the whole of ino if it is small and was looked up just
+  // now; null if not. *l and *version: what the read is of.
+  std::shared_ptr<client::Prefetch> StartPrefetch(uint64_t ino, proto::Layout* l, uint64_t* version);
+  // Waits for a prefetch taken from f at gen and puts it in f's read cache
+  // if f has not changed since.
+  void TakePrefetch(client::OpenFile& f, const std::shared_ptr<client::Prefetch>& pf, uint64_t gen);
   Status FlushLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);

@@ -182,6 +182,11 @@ Result<FileAttr> Client::Lookup(const Caller& c, uint64_t parent, const std::str
   req.set_name(name);
   auto r = impl_->MetaCall<proto::LookupReply>(proto::LOOKUP, req);
   if (!r.ok()) return r.status();
+  if (r->attr().type() == proto::FT_REG && r->has_layout()) {
+    std::lock_guard lk(impl_->mu);
+    if (impl_->looked.size() >= 4096) impl_->looked.clear();   // only the last moments matter
+    impl_->looked[r->attr().ino()] = {r->layout(), r->attr().version(), r->attr().size(), MonoMs()};
+  }
   return impl_->WithLocalSize(r->attr());
 }
 
@@ -351,8 +356,16 @@ Result<DirPage> Client::ReadDir(const Caller& c, uint64_t ino, uint64_t cookie, 
   return page;
 }
 
-Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags) {
+Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags, bool prefetch) {
   proto::Cred cred = ToCred(c);
+  // A small file's bytes are read while meta checks the open: the first
+  // read then costs no round trip.
+  std::shared_ptr<client::Prefetch> pf;
+  proto::Layout pf_layout;
+  uint64_t pf_version = 0;
+  if (prefetch && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC)) {
+    pf = impl_->StartPrefetch(ino, &pf_layout, &pf_version);
+  }
   proto::OpenRequest req;
   *req.mutable_cred() = cred;
   req.set_session(impl_->session);
@@ -365,6 +378,17 @@ Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags) {
   OpenedFile out;
   out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, fmt::format("inode {}", ino));
   out.attr = impl_->WithLocalSize(r->attr());
+  // Only bytes of the very version this open sees may be served.
+  if (pf && r->attr().version() == pf_version && r->layout().object_id() == pf_layout.object_id() &&
+      r->attr().size() == pf->data.size()) {
+    if (auto h = impl_->GetHandle(out.fd); h.ok()) {
+      auto& f = *(*h)->file;
+      std::lock_guard lk(f.mu);
+      if (f.rc.empty() && !f.prefetch && f.wb.empty() && !f.uncommitted && f.size == pf->data.size()) {
+        f.prefetch = std::move(pf);
+      }
+    }
+  }
   return out;
 }
 

@@ -1,7 +1,10 @@
 #include "common/rpc.h"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <deque>
+#include <mutex>
 #include <vector>
 
 #include <asio.hpp>
@@ -62,16 +65,67 @@ Status FromAsio(const asio::error_code& ec, const std::string& what) {
 }
 
 // Serialized writer shared by both sides: frames queue up and one coroutine
-// writes them out in batches (one syscall for many small frames).
+// writes them out in batches (one syscall for many small frames). Threads
+// other than the io thread may also write a frame straight to the socket
+// when nothing is queued before it (TrySendNow): on small machines, waking
+// the idle io thread costs more than the send itself.
 class Writer {
  public:
   explicit Writer(asio::any_io_executor ex) : signal_(ex, Clock::time_point::max()) {}
 
+  // io thread only.
   void Push(OutFrame f) {
+    {
+      std::lock_guard lk(mu_);
+      unwritten_++;
+    }
+    PushCounted(std::move(f));
+  }
+  // io thread only: a frame that TrySendNow already counted.
+  void PushCounted(OutFrame f) {
     queue_.push_back(std::move(f));
     signal_.cancel_one();
   }
+
+  // Any thread. Writes what the socket takes now without blocking, if no
+  // frame is waiting before this one. True: the frame is gone (written, or
+  // the socket is closed). False: the rest of f (trimmed) must go to
+  // PushCounted on the io thread, and is counted already, so that frames
+  // sent later wait behind it.
+  bool TrySendNow(tcp::socket& sock, OutFrame& f) {
+    std::lock_guard lk(mu_);
+    if (closed_) return true;
+    if (unwritten_ == 0) {
+      iovec iov[2];
+      int n = 0;
+      iov[n++] = {f.head.data(), f.head.size()};
+      auto p = f.payload.span();
+      if (!p.empty()) iov[n++] = {const_cast<char*>(p.data()), p.size()};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n;
+      ssize_t sent = ::sendmsg(sock.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      size_t total = f.head.size() + p.size();
+      if (sent > 0 && static_cast<size_t>(sent) == total) return true;
+      if (sent > 0) Trim(f, static_cast<size_t>(sent));
+      // Errors other than a full socket show again in the queued write,
+      // which closes the connection.
+    }
+    unwritten_++;
+    return false;
+  }
+
+  // Closes the socket so that no thread writes to its descriptor after.
+  void Close(tcp::socket& sock) {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    asio::error_code ignore;
+    sock.close(ignore);
+    signal_.cancel();
+  }
+
   void Shutdown() {
+    std::lock_guard lk(mu_);
     closed_ = true;
     signal_.cancel();
   }
@@ -79,7 +133,7 @@ class Writer {
   asio::awaitable<void> Run(tcp::socket& sock) {
     std::vector<asio::const_buffer> bufs;
     std::vector<OutFrame> batch;
-    while (!closed_) {
+    while (!IsClosed()) {
       if (queue_.empty()) {
         asio::error_code ec;
         co_await signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -100,18 +154,35 @@ class Writer {
       asio::error_code ec;
       co_await asio::async_write(sock, bufs, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
-        closed_ = true;
-        asio::error_code ignore;
-        sock.close(ignore);
+        Close(sock);
         co_return;
       }
+      std::lock_guard lk(mu_);
+      unwritten_ -= batch.size();
     }
   }
 
  private:
-  asio::steady_timer signal_;
-  std::deque<OutFrame> queue_;
-  bool closed_ = false;
+  bool IsClosed() {
+    std::lock_guard lk(mu_);
+    return closed_;
+  }
+  static void Trim(OutFrame& f, size_t n) {
+    if (n < f.head.size()) {
+      f.head.erase(0, n);
+      return;
+    }
+    n -= f.head.size();
+    f.head.clear();
+    f.payload.offset += n;
+    f.payload.length -= n;
+  }
+
+  asio::steady_timer signal_;   // io thread only
+  std::deque<OutFrame> queue_;  // io thread only
+  std::mutex mu_;
+  size_t unwritten_ = 0;        // GUARDED_BY(mu_): frames queued or on their way to the queue
+  bool closed_ = false;         // GUARDED_BY(mu_)
 };
 
 std::string ErrorMessage(const Status& st) {
@@ -153,19 +224,19 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
     asio::co_spawn(sock_.get_executor(), writer_.Run(sock_), [self](std::exception_ptr) {});
   }
 
-  // Thread-safe: hops to the connection's executor.
+  // Thread-safe: written at once when the socket is free, else queued on
+  // the connection's io thread.
   void Send(OutFrame f) {
+    if (writer_.TrySendNow(sock_, f)) return;
     auto self = shared_from_this();
     asio::post(sock_.get_executor(), [self, f = std::move(f)]() mutable {
-      if (!self->closed_) self->writer_.Push(std::move(f));
+      if (!self->closed_) self->writer_.PushCounted(std::move(f));
     });
   }
 
   void Close() {
     closed_ = true;
-    writer_.Shutdown();
-    asio::error_code ec;
-    sock_.close(ec);
+    writer_.Close(sock_);
   }
 
   const std::string& peer() const { return peer_; }

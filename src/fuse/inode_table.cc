@@ -43,6 +43,12 @@ InodeTable::OpenDecision InodeTable::Open(uint64_t ino, uint64_t version) {
   return d;
 }
 
+bool InodeTable::MayHavePages(uint64_t ino) const {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(ino);
+  return it != map_.end() && it->second.pages_version != 0;
+}
+
 uint64_t InodeTable::Refs(uint64_t ino) const {
   std::lock_guard lk(mu_);
   auto it = map_.find(ino);

@@ -32,6 +32,10 @@ class InodeTable {
   // At open of ino, whose content is now at version.
   OpenDecision Open(uint64_t ino, uint64_t version);
 
+  // Whether the kernel may hold pages of ino (it was opened since it was
+  // last forgotten).
+  bool MayHavePages(uint64_t ino) const;
+
   uint64_t Refs(uint64_t ino) const;
   size_t size() const;
 

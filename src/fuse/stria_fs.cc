@@ -384,7 +384,9 @@ void SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of) {
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
   int flags = StriaFlags(fi->flags);
-  auto r = fs->client().Open(CallerOf(req), fs->ToStria(ino), flags);
+  // Pages the kernel may keep make libstria's prefetch of the bytes waste.
+  bool prefetch = !(fs->options().cache && fs->inodes().MayHavePages(fs->ToStria(ino)));
+  auto r = fs->client().Open(CallerOf(req), fs->ToStria(ino), flags, prefetch);
   if (!r.ok()) return ReplyErr(req, r.status(), "open");
   SetOpenReply(fs, fi, *r);
   if (fuse_reply_open(req, fi) != 0) (void)fs->client().Close(r->fd);   // interrupted: nobody holds it

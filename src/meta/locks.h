@@ -1,7 +1,7 @@
 // Advisory locks (fcntl byte-range and flock), held in meta's memory so
 // that they hold between clients. A holder is (session, owner). Locks die
 // with their session (expiry) and are not kept across a meta restart.
-// Used by the executor thread only, so no locking.
+// Used under MetaService's state mutex only, so no locking of its own.
 #pragma once
 
 #include <cstdint>

@@ -37,6 +37,7 @@ Result<std::string> OpLookup(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto r, Child(c, t, dir, req.name(), req.cred()));
   proto::LookupReply rep;
   *rep.mutable_attr() = r.attr();
+  if (r.attr().type() == proto::FT_REG) *rep.mutable_layout() = r.layout();
   return rep.SerializeAsString();
 }
 

@@ -1,6 +1,6 @@
-// The RPC face of stria-meta: every request type is handed to the
-// MetaService executor, which replies from its own threads (handlers never
-// block the io thread).
+// The RPC face of stria-meta: every request runs at once in the io thread
+// (MetaService::Submit); mutations reply from the syncer thread after their
+// WAL sync, so no handler waits for a disk flush.
 #pragma once
 
 #include "common/rpc.h"

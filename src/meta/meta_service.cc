@@ -132,11 +132,19 @@ Status MetaService::Init() {
 }
 
 void MetaService::Submit(uint16_t type, std::string message, std::function<void(OpResult)> done) {
+  bool wrote = false;
+  OpResult r;
   {
-    std::lock_guard lk(mu_);
-    jobs_.push_back({type, std::move(message), std::move(done)});
+    std::lock_guard lk(state_mu_);
+    r = Run(type, message, &wrote);
+    if (wrote) {
+      // Its batch is in the WAL (unsynced): the reply waits for the syncer.
+      std::lock_guard sl(sync_mu_);
+      waiting_.push_back({written_seq_, std::move(done), std::move(r)});
+    }
   }
-  cv_.notify_one();
+  if (wrote) sync_cv_.notify_one();
+  else done(std::move(r));
 }
 
 OpResult MetaService::Execute(uint16_t type, const std::string& message) {
@@ -148,31 +156,13 @@ OpResult MetaService::Execute(uint16_t type, const std::string& message) {
 
 void MetaService::Loop() {
   while (true) {
-    std::deque<Job> batch;
     {
       std::unique_lock lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || !jobs_.empty(); });
-      if (stop_ && jobs_.empty()) return;
-      batch.swap(jobs_);
+      cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_; });
+      if (stop_) return;
     }
-    if (MonoMs() - last_housekeeping_ms_ >= 200) {
-      Housekeeping();
-      last_housekeeping_ms_ = MonoMs();
-    }
-    for (auto& job : batch) {
-      bool wrote = false;
-      OpResult r = Run(job.type, job.message, &wrote);
-      if (!wrote) {
-        job.done(std::move(r));
-        continue;
-      }
-      // Its batch is in the WAL (unsynced): the reply waits for the syncer.
-      {
-        std::lock_guard lk(sync_mu_);
-        waiting_.push_back({written_seq_, std::move(job.done), std::move(r)});
-      }
-      sync_cv_.notify_one();
-    }
+    std::lock_guard lk(state_mu_);
+    Housekeeping();
     UpdateGauges();
   }
 }

@@ -1,11 +1,13 @@
 // stria-meta's state machine: the namespace, sessions, the cluster map and
 // the garbage list, over RocksDB.
 //
-// Threading: every operation runs on one executor thread (Submit), so the
-// operations themselves need no locks. Each mutation is one WriteBatch
-// written without sync; a separate syncer thread syncs the WAL and then
-// releases every reply whose batch was written before that sync began, so
-// concurrent clients share fsyncs (group commit). Reads reply at once.
+// Threading: an operation runs in the thread that submits it (the RPC io
+// thread), under one state mutex, so the operations themselves need no
+// locks and a request costs no thread hand-off. Each mutation is one
+// WriteBatch written without sync; a separate syncer thread syncs the WAL
+// and then releases every reply whose batch was written before that sync
+// began, so concurrent clients share fsyncs (group commit). Reads reply at
+// once. A housekeeping thread takes the same mutex every 200 ms.
 #pragma once
 
 #include <condition_variable>
@@ -70,13 +72,13 @@ class MetaService {
   static Result<std::unique_ptr<MetaService>> Open(const MetaOptions& opt);
   ~MetaService();
 
-  // Runs one request on the executor; done is called there (after the WAL
-  // sync for mutations). Thread-safe.
+  // Runs one request now, in this thread; done is called here for reads, or
+  // from the syncer thread after the WAL sync for mutations. Thread-safe.
   void Submit(uint16_t type, std::string message, std::function<void(OpResult)> done);
   // Synchronous form, for tests.
   OpResult Execute(uint16_t type, const std::string& message);
 
-  // ---- state used by the operations (executor thread only) ----
+  // ---- state used by the operations (under state_mu_ only) ----
   rocksdb::DB* db() { return db_.get(); }
   const MetaOptions& options() const { return opt_; }
 
@@ -121,17 +123,11 @@ class MetaService {
   MetaOptions opt_;
   std::unique_ptr<rocksdb::DB> db_;
 
-  struct Job {
-    uint16_t type;
-    std::string message;
-    std::function<void(OpResult)> done;
-  };
+  std::mutex state_mu_;     // every operation and housekeeping hold it
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job> jobs_;   // GUARDED_BY(mu_)
   bool stop_ = false;      // GUARDED_BY(mu_)
-  std::thread thread_;
-  int64_t last_housekeeping_ms_ = 0;
+  std::thread thread_;     // housekeeping
 
   // Replies waiting for the WAL sync that covers their batch.
   struct Waiting {

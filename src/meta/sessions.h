@@ -1,7 +1,7 @@
 // Client sessions and their open files, in memory only: clients re-send
 // their open sets with every heartbeat (and when resuming after a meta
-// restart), so nothing here needs to survive a restart. Used by the
-// executor thread only, so no locking.
+// restart), so nothing here needs to survive a restart. Used under
+// MetaService's state mutex only, so no locking of its own.
 #pragma once
 
 #include <cstddef>

@@ -107,6 +107,61 @@ TEST_F(DataTest, RandomMixMatchesReference) {
   }
 }
 
+// A small file looked up and then opened read-only has its bytes read while
+// the open is on its way (prefetch). Bytes of the version seen at lookup
+// must never be served once the file changed before the open.
+TEST_F(DataTest, PrefetchAtOpenServesOnlyTheVersionOpened) {
+  auto writer = cluster_->Connect();
+  ASSERT_NE(writer, nullptr);
+  auto put = [&](const std::string& content, int flags) {
+    auto fd = writer->Open("/pf", O_CREAT | O_WRONLY | flags, 0644);
+    ASSERT_OK(fd);
+    ASSERT_OK(writer->Pwrite(*fd, content.data(), content.size(), 0));
+    ASSERT_OK(writer->Close(*fd));
+  };
+  auto read_all = [&](uint64_t ino) -> std::string {
+    auto of = client_->Open(Caller{}, ino, O_RDONLY);
+    EXPECT_TRUE(of.ok()) << of.status().ToString();
+    if (!of.ok()) return "";
+    std::string got(200000, '\0');
+    auto n = client_->Pread(of->fd, got.data(), got.size(), 0);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    got.resize(n.ok() ? *n : 0);
+    EXPECT_TRUE(client_->Close(of->fd).ok());
+    return got;
+  };
+  const uint64_t root = client_->RootIno();
+  put(std::string(65536, '1'), 0);
+  auto a = client_->Lookup(Caller{}, root, "pf");
+  ASSERT_OK(a);
+  EXPECT_EQ(read_all(a->ino), std::string(65536, '1'));   // the prefetch itself
+
+  // Rewritten in place between lookup and open: the new bytes.
+  ASSERT_OK(client_->Lookup(Caller{}, root, "pf"));
+  put(std::string(65536, '2'), 0);
+  EXPECT_EQ(read_all(a->ino), std::string(65536, '2'));
+
+  // Truncated to 0 and rewritten (fresh objects) between lookup and open.
+  ASSERT_OK(client_->Lookup(Caller{}, root, "pf"));
+  put(std::string(70000, '3'), O_TRUNC);
+  EXPECT_EQ(read_all(a->ino), std::string(70000, '3'));
+
+  // Written through another handle of this client after the open: the
+  // read sees that write, not the prefetched bytes.
+  ASSERT_OK(client_->Lookup(Caller{}, root, "pf"));
+  auto ro = client_->Open(Caller{}, a->ino, O_RDONLY);
+  ASSERT_OK(ro);
+  auto rw = client_->Open("/pf", O_WRONLY);
+  ASSERT_OK(rw);
+  ASSERT_OK(client_->Pwrite(*rw, "xyz", 3, 10));
+  std::string got(100, '\0');
+  auto n = client_->Pread(ro->fd, got.data(), got.size(), 0);
+  ASSERT_OK(n);
+  EXPECT_EQ(got.substr(0, 14), "3333333333xyz3");
+  ASSERT_OK(client_->Close(*rw));
+  ASSERT_OK(client_->Close(ro->fd));
+}
+
 TEST_F(DataTest, SparseFileReadsZeros) {
   auto fd = client_->Open("/sparse", O_CREAT | O_RDWR, 0644);
   ASSERT_OK(fd);
