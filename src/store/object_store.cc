@@ -5,7 +5,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
 #include <random>
 
 #include <fmt/format.h>
@@ -24,6 +30,7 @@ struct Fd {
   Fd() = default;
   explicit Fd(int f) : fd(f) {}
   Fd(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
   ~Fd() {
     if (fd >= 0) ::close(fd);
   }
@@ -144,8 +151,8 @@ int Target::OpenForWrite(uint64_t oid, uint32_t index, const std::string& path) 
   return fd;
 }
 
-Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len) {
-  if (len == 0) return Status::Ok();
+Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync) {
+  if (len == 0) return sync ? Fsync(oid, {index}) : Status::Ok();
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: write object {:x}.{}", dir_, oid, index);
@@ -184,7 +191,108 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
   for (size_t i = 0; i < nblocks; i++) {
     for (int b = 0; b < 4; b++) le[i * 4 + b] = static_cast<char>(crcs[i] >> (8 * b));
   }
-  return PwriteAll(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)");
+  STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)"));
+  return sync ? SyncOpen(oid, index, fd.fd, crc.fd) : Status::Ok();
+}
+
+namespace {
+
+// Threads that only run fsync-type calls, so that the syncs one write needs
+// (data, checksums, directories) overlap: the file system then commits its
+// journal once for all of them instead of once each.
+class SyncThreads {
+ public:
+  explicit SyncThreads(int n) {
+    for (int i = 0; i < n; i++) threads_.emplace_back([this] { Loop(); });
+  }
+  ~SyncThreads() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  // fn returns 0 or an errno value.
+  std::future<int> Run(std::function<int()> fn) {
+    std::packaged_task<int()> task(std::move(fn));
+    auto f = task.get_future();
+    {
+      std::lock_guard lk(mu_);
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+    return f;
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::packaged_task<int()> task;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::packaged_task<int()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+SyncThreads& Syncs() {
+  static SyncThreads* s = new SyncThreads(4);   // lives until exit: workers may sync at any time
+  return *s;
+}
+
+}  // namespace
+
+Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
+  std::string what = fmt::format("target {}: sync object {:x}.{}", dir_, oid, index);
+  bool created = false, new_bucket = false;
+  {
+    std::lock_guard lk(new_mu_);
+    created = created_.count({oid, index}) != 0;
+    new_bucket = created && new_buckets_.count(oid % 256) != 0;
+  }
+  // A new object's directory entry (and a new bucket's) must survive too.
+  std::vector<std::string> dirs;
+  if (created) dirs.push_back(fmt::format("{}/objects/{:02x}", dir_, oid % 256));
+  if (new_bucket) dirs.push_back(dir_ + "/objects");
+  std::vector<Fd> dir_fds;
+  for (const std::string& d : dirs) {
+    dir_fds.emplace_back(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir_fds.back().fd < 0) return Sys(errno, what + ": open " + d);
+  }
+  std::vector<std::pair<std::string, std::future<int>>> side;
+  side.emplace_back("checksums", Syncs().Run([crc_fd] { return ::fdatasync(crc_fd) == 0 ? 0 : errno; }));
+  for (size_t i = 0; i < dir_fds.size(); i++) {
+    int dfd = dir_fds[i].fd;
+    side.emplace_back(dirs[i], Syncs().Run([dfd] { return ::fsync(dfd) == 0 ? 0 : errno; }));
+  }
+  // The size is the only metadata a read needs: fdatasync keeps it.
+  int err = ::fdatasync(data_fd) == 0 ? 0 : errno;
+  std::string failed = "data";
+  for (auto& [name, f] : side) {
+    int e = f.get();   // every sync ends before its descriptor closes
+    if (e && !err) {
+      err = e;
+      failed = name;
+    }
+  }
+  if (err) return Sys(err, what + " (" + failed + ")");
+  if (created) {
+    std::lock_guard lk(new_mu_);
+    created_.erase({oid, index});
+    if (new_bucket) new_buckets_.erase(oid % 256);
+  }
+  return Status::Ok();
 }
 
 Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len) {

@@ -37,7 +37,9 @@ class Target {
   // Persists the id meta assigned.
   Status SetId(uint32_t id);
 
-  Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len);
+  // sync: also makes the object durable (as Fsync), before returning.
+  Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len,
+               bool sync = false);
   // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
   // EIO when a block's checksum does not match.
   Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len);
@@ -64,6 +66,9 @@ class Target {
   // Opens the object's data file for writing, creating it (and its bucket
   // directory) if needed; remembers a creation until the next Fsync.
   int OpenForWrite(uint64_t object_id, uint32_t index, const std::string& path);
+  // Fsync of one object through descriptors its write holds open, with the
+  // syncs of data, checksums and new directories overlapping.
+  Status SyncOpen(uint64_t object_id, uint32_t index, int data_fd, int crc_fd);
 
   std::string dir_;
   std::string uuid_;

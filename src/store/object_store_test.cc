@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <random>
 
 namespace stria::store {
@@ -51,7 +53,8 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
       uint64_t off = rng() % (1 << 20);
       std::string data(1 + rng() % 20000, '\0');
       for (auto& c : data) c = static_cast<char>(rng());
-      ASSERT_TRUE(t_->Write(7, 1, off, data.data(), data.size()).ok());
+      bool sync = rng() % 4 == 0;   // a write that is also made durable
+      ASSERT_TRUE(t_->Write(7, 1, off, data.data(), data.size(), sync).ok());
       if (ref.size() < off + data.size()) ref.resize(off + data.size(), '\0');
       ref.replace(off, data.size(), data);
     } else if (kind < 9) {
@@ -75,6 +78,28 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
       // Reserved space changes neither size nor content.
       ASSERT_TRUE(t_->Allocate(7, 1, rng() % (2 << 20), 1 + rng() % 100000).ok());
     }
+  }
+}
+
+// Synced writes that create objects (and their bucket directories) from
+// many threads at once: every one reads back whole.
+TEST_F(TargetTest, SyncedWritesOfNewObjects) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int th = 0; th < 4; th++) {
+    threads.emplace_back([&, th] {
+      for (uint64_t oid = th; oid < 200; oid += 4) {
+        std::string data(1000 + oid * 37, static_cast<char>('a' + oid % 26));
+        if (!t_->Write(oid, 0, 0, data.data(), data.size(), true).ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (uint64_t oid = 0; oid < 200; oid++) {
+    auto got = t_->Read(oid, 0, 0, 1 << 20);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, std::string(1000 + oid * 37, static_cast<char>('a' + oid % 26))) << oid;
   }
 }
 

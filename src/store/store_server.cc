@@ -87,8 +87,8 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         if (Status st = CheckRange("write", req.offset(), raw.payload.size()); !st.ok()) return resp.Fail(st);
         auto payload = std::make_shared<std::string>(std::move(raw.payload));
         pool_->Post([this, t, req = std::move(req), payload, resp] {
-          Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size());
-          if (st.ok() && req.sync()) st = t->Fsync(req.ino(), {req.index()});
+          Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size(),
+                               req.sync());
           if (!st.ok()) return resp.Fail(st);
           bytes_written_->Inc(payload->size());
           resp.Reply(proto::ObjWriteReply());
