@@ -68,7 +68,10 @@ Status FromAsio(const asio::error_code& ec, const std::string& what) {
 // writes them out in batches (one syscall for many small frames). Threads
 // other than the io thread may also write a frame straight to the socket
 // when nothing is queued before it (TrySendNow): on small machines, waking
-// the idle io thread costs more than the send itself.
+// the idle io thread costs more than the send itself. The queue is under
+// the writer's mutex, so frames leave in the order they took the lock,
+// whichever thread sent them: a frame cut short by a full socket is always
+// the first in the queue.
 class Writer {
  public:
   explicit Writer(asio::any_io_executor ex) : signal_(ex, Clock::time_point::max()) {}
@@ -77,21 +80,19 @@ class Writer {
   void Push(OutFrame f) {
     {
       std::lock_guard lk(mu_);
+      if (closed_) return;
       unwritten_++;
+      queue_.push_back(std::move(f));
     }
-    PushCounted(std::move(f));
+    Wake();
   }
-  // io thread only: a frame that TrySendNow already counted.
-  void PushCounted(OutFrame f) {
-    queue_.push_back(std::move(f));
-    signal_.cancel_one();
-  }
+  // io thread only: the writer coroutine looks at the queue again.
+  void Wake() { signal_.cancel_one(); }
 
   // Any thread. Writes what the socket takes now without blocking, if no
-  // frame is waiting before this one. True: the frame is gone (written, or
-  // the socket is closed). False: the rest of f (trimmed) must go to
-  // PushCounted on the io thread, and is counted already, so that frames
-  // sent later wait behind it.
+  // frame is waiting before this one; queues the rest. True: nothing is
+  // left to do. False: the frame (or its rest) is queued, and the caller
+  // must have Wake run on the io thread.
   bool TrySendNow(tcp::socket& sock, OutFrame& f) {
     std::lock_guard lk(mu_);
     if (closed_) return true;
@@ -112,6 +113,7 @@ class Writer {
       // which closes the connection.
     }
     unwritten_++;
+    queue_.push_back(std::move(f));
     return false;
   }
 
@@ -133,19 +135,25 @@ class Writer {
   asio::awaitable<void> Run(tcp::socket& sock) {
     std::vector<asio::const_buffer> bufs;
     std::vector<OutFrame> batch;
-    while (!IsClosed()) {
-      if (queue_.empty()) {
+    while (true) {
+      bufs.clear();
+      batch.clear();
+      {
+        std::lock_guard lk(mu_);
+        if (closed_) co_return;
+        size_t bytes = 0;
+        while (!queue_.empty() && batch.size() < 64 && bytes < (8u << 20)) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+          bytes += batch.back().head.size() + batch.back().payload.length;
+        }
+      }
+      if (batch.empty()) {
+        // Wake runs on this (the io) thread too, so it cannot slip in
+        // between the look at the queue above and this wait.
         asio::error_code ec;
         co_await signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
-      }
-      bufs.clear();
-      batch.clear();
-      size_t bytes = 0;
-      while (!queue_.empty() && batch.size() < 64 && bytes < (8u << 20)) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-        bytes += batch.back().head.size() + batch.back().payload.length;
       }
       for (auto& f : batch) {
         bufs.emplace_back(asio::buffer(f.head));
@@ -163,10 +171,6 @@ class Writer {
   }
 
  private:
-  bool IsClosed() {
-    std::lock_guard lk(mu_);
-    return closed_;
-  }
   static void Trim(OutFrame& f, size_t n) {
     if (n < f.head.size()) {
       f.head.erase(0, n);
@@ -179,9 +183,9 @@ class Writer {
   }
 
   asio::steady_timer signal_;   // io thread only
-  std::deque<OutFrame> queue_;  // io thread only
   std::mutex mu_;
-  size_t unwritten_ = 0;        // GUARDED_BY(mu_): frames queued or on their way to the queue
+  std::deque<OutFrame> queue_;  // GUARDED_BY(mu_)
+  size_t unwritten_ = 0;        // GUARDED_BY(mu_): frames queued or being written
   bool closed_ = false;         // GUARDED_BY(mu_)
 };
 
@@ -229,8 +233,8 @@ class ServerConnection : public std::enable_shared_from_this<ServerConnection> {
   void Send(OutFrame f) {
     if (writer_.TrySendNow(sock_, f)) return;
     auto self = shared_from_this();
-    asio::post(sock_.get_executor(), [self, f = std::move(f)]() mutable {
-      if (!self->closed_) self->writer_.PushCounted(std::move(f));
+    asio::post(sock_.get_executor(), [self] {
+      if (!self->closed_) self->writer_.Wake();
     });
   }
 
