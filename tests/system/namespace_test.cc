@@ -268,5 +268,82 @@ TEST_F(NamespaceTest, ConcurrentClientsInSeparateProcesses) {
   EXPECT_EQ(list->size(), static_cast<size_t>(kFiles + kProcs * kFiles));
 }
 
+// Clients in separate processes race renames and unlinks on the same
+// names: each source moves exactly once, each name is removed exactly once,
+// renames over one target leave exactly one winner, and nothing else is left.
+TEST_F(NamespaceTest, RenameAndUnlinkRacesBetweenProcesses) {
+  constexpr int kProcs = 4, kFiles = 30;
+  for (int i = 0; i < kFiles; i++) {
+    Touch(dir_ + "/src" + std::to_string(i), std::to_string(i));
+    Touch(dir_ + "/u" + std::to_string(i), "u");
+    for (int p = 0; p < kProcs; p++) {
+      Touch(dir_ + "/mine" + std::to_string(p) + "-" + std::to_string(i), "p" + std::to_string(p));
+    }
+  }
+  int pipes[kProcs][2];
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; p++) {
+    ASSERT_EQ(pipe(pipes[p]), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(pipes[p][0]);
+      ClientOptions o;
+      o.meta = cluster_->meta();
+      auto c = Client::Connect(o);
+      if (!c.ok()) _exit(10);
+      int wins[2] = {0, 0};
+      for (int i = 0; i < kFiles; i++) {
+        std::string n = std::to_string(i);
+        Status st = (*c)->Rename(dir_ + "/src" + n, dir_ + "/won" + n + "-p" + std::to_string(p));
+        if (st.ok()) wins[0]++;
+        else if (st.code() != ENOENT) _exit(11);
+        st = (*c)->Unlink(dir_ + "/u" + n);
+        if (st.ok()) wins[1]++;
+        else if (st.code() != ENOENT) _exit(12);
+        if (!(*c)->Rename(dir_ + "/mine" + std::to_string(p) + "-" + n, dir_ + "/target" + n).ok()) _exit(13);
+      }
+      (void)!write(pipes[p][1], wins, sizeof(wins));
+      c->reset();
+      _exit(0);
+    }
+    close(pipes[p][1]);
+    kids.push_back(pid);
+  }
+  int renames = 0, unlinks = 0;
+  for (int p = 0; p < kProcs; p++) {
+    int status = 0;
+    waitpid(kids[p], &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << status;
+    int wins[2];
+    ASSERT_EQ(read(pipes[p][0], wins, sizeof(wins)), (ssize_t)sizeof(wins));
+    close(pipes[p][0]);
+    renames += wins[0];
+    unlinks += wins[1];
+  }
+  EXPECT_EQ(renames, kFiles);
+  EXPECT_EQ(unlinks, kFiles);
+  auto list = c_->ReadDir(dir_);
+  ASSERT_OK(list);
+  std::set<std::string> names;
+  for (const auto& e : *list) names.insert(e.name);
+  EXPECT_EQ(names.size(), static_cast<size_t>(2 * kFiles));
+  for (int i = 0; i < kFiles; i++) {
+    std::string n = std::to_string(i);
+    int found = 0;
+    for (int p = 0; p < kProcs; p++) {
+      std::string won = "won" + n + "-p" + std::to_string(p);
+      if (names.count(won)) {
+        found++;
+        EXPECT_EQ(ReadAll(dir_ + "/" + won), n);
+      }
+    }
+    EXPECT_EQ(found, 1) << "src" << n;
+    ASSERT_TRUE(names.count("target" + n)) << n;
+    std::string t = ReadAll(dir_ + "/target" + n);
+    EXPECT_TRUE(t == "p0" || t == "p1" || t == "p2" || t == "p3") << t;
+  }
+}
+
 }  // namespace
 }  // namespace stria::systest
