@@ -9,9 +9,13 @@ PACKAGES=(
   # libraries (ARCHITECTURE.md, "Dependencies")
   libasio-dev libprotobuf-dev protobuf-compiler librocksdb-dev libisal-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev
-  libfuse3-dev fuse3 libssl-dev
+  libfuse3-dev fuse3 libssl-dev libcurl4-openssl-dev libpugixml-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev python3-pytest fio procps iproute2 bc
+  # the S3 tier's tests: a real S3 server (OpenStack Swift with s3api) and
+  # botocore, whose signer ours is checked against
+  swift swift-proxy swift-object swift-container swift-account python3-swift
+  memcached python3-botocore python3-boto3 curl
 )
 
 missing=()

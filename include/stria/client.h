@@ -80,6 +80,33 @@ struct Layout {
   bool is_default = false;   // a directory's default for new files
 };
 
+// A directory's link to a bucket prefix (docs/data_repositories.md). It
+// holds no secret: each process that talks to S3 reads its own credentials.
+struct RepoLinkSpec {
+  std::string url;                  // s3://bucket/prefix/
+  std::string endpoint;             // http(s)://host[:port]
+  std::string region;
+  bool virtual_host = false;        // bucket.host addressing
+  std::string profile;              // shared-credentials profile; empty: the default chain
+  uint32_t auto_export_delay_s = 0; // 0: off
+  bool export_deletes = false;
+};
+
+// Files and bytes under a link, by state.
+struct RepoCounts {
+  uint64_t released_files = 0, released_bytes = 0;
+  uint64_t resident_files = 0, resident_bytes = 0;
+  uint64_t dirty_files = 0, dirty_bytes = 0;
+};
+
+struct RepoLinkInfo {
+  uint64_t ino = 0;
+  std::string path;
+  RepoLinkSpec link;
+  int64_t created_ns = 0;
+  RepoCounts counts;
+};
+
 struct TargetStatus {
   uint32_t id = 0;
   uint32_t store_id = 0;
@@ -195,6 +222,14 @@ class Client {
   // file: re-stripes it. A missing path: creates an empty file with it.
   // stripe_count 0 keeps the current count (or "all targets"); size 0 too.
   Status SetLayout(const std::string& path, uint32_t stripe_count, uint64_t stripe_size);
+
+  // ---- data repositories (root only for link and unlink) ----
+  // Links an empty directory to a bucket prefix. Checks only what stria-meta
+  // can (the bucket is checked by the caller: the CLI does).
+  Status RepoLink(const std::string& path, const RepoLinkSpec& link);
+  // EBUSY while files under it are released or dirty, unless force.
+  Status RepoUnlink(const std::string& path, bool force);
+  Result<std::vector<RepoLinkInfo>> RepoList();
 
   // ---- cluster ----
   Result<ClusterStatus> GetClusterStatus();

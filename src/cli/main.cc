@@ -1,5 +1,6 @@
 // stria: the command line for users and admins.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/local_cluster.h"
+#include "cli/repo_commands.h"
 #include "common/util.h"
 #include "stria/client.h"
 
@@ -64,6 +66,12 @@ std::string Join(const std::string& dir, const std::string& name) {
 Status Put(Client& c, const std::string& local, const std::string& path) {
   int in = local == "-" ? 0 : ::open(local.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Err(errno, "put: cannot open local file {}: {}", local, std::strerror(errno));
+  // A source that cannot be read must not truncate the file it would replace.
+  struct stat st_in;
+  if (in && ::fstat(in, &st_in) == 0 && S_ISDIR(st_in.st_mode)) {
+    ::close(in);
+    return Err(EISDIR, "put: local {} is a directory", local);
+  }
   auto fd = c.Open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!fd.ok()) {
     if (in) ::close(in);
@@ -92,6 +100,12 @@ Status Put(Client& c, const std::string& local, const std::string& path) {
 Status Get(Client& c, const std::string& path, const std::string& local) {
   auto fd = c.Open(path, O_RDONLY);
   if (!fd.ok()) return fd.status();
+  // Nothing local is created or truncated for a source that is no file.
+  auto attr = c.Stat(path);
+  if (attr.ok() && attr->type == FileType::kDirectory) {
+    (void)c.Close(*fd);
+    return Err(EISDIR, "get: {} is a directory", path);
+  }
   int out = local == "-" ? 1 : ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (out < 0) {
     (void)c.Close(*fd);
@@ -352,7 +366,14 @@ int Main(int argc, char** argv) {
         cur = a1.substr(0, next);
         if (cur.size() > 1) {
           Status st = c.Mkdir(cur);
-          if (!st.ok() && st.code() != EEXIST) return st;
+          if (st.code() == EEXIST) {
+            // As mkdir -p: an existing directory is fine, anything else is not.
+            auto a = c.Stat(cur);
+            if (!a.ok()) return a.status();
+            if (a->type != FileType::kDirectory) return Err(EEXIST, "mkdir: {} exists and is not a directory", cur);
+          } else if (!st.ok()) {
+            return st;
+          }
         }
         pos = next + 1;
       }
@@ -417,6 +438,8 @@ int Main(int argc, char** argv) {
     cmd_name = "cluster status";
     action = [&](Client& c) { return ClusterStatusCmd(c, g.json_out); };
   });
+
+  AddRepoCommands(app, add_client_flags, g.timeout_s, g.json_out, action, cmd_name);
 
   // local: a whole cluster on this machine.
   LocalOptions lopt;

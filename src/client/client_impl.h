@@ -4,7 +4,8 @@
 // map; each OpenFile has its own mutex for its buffers and for the
 // positions of its handles. Lock order: OpenFile::mu, then Impl::mu. No lock
 // is held while waiting on the network except an OpenFile's (one file's
-// writes are serialized, other files go on; reads wait only for the stores).
+// writes are serialized, other files go on; reads wait only for the stores)
+// and import_mu (one import of a bucket level at a time, see ImportDir).
 #pragma once
 
 #include <atomic>
@@ -22,6 +23,10 @@
 #include "stria/client.h"
 
 namespace stria {
+
+namespace repo {
+class S3Client;
+}
 
 namespace client {
 
@@ -123,6 +128,11 @@ struct Client::Impl {
   };
   std::unordered_map<uint64_t, Looked> looked;              // GUARDED_BY(mu)
 
+  // Data repositories (repo_import.cc): one import at a time from this
+  // client, and one S3 client per endpoint, region and profile.
+  std::mutex import_mu;
+  std::map<std::string, std::shared_ptr<repo::S3Client>> s3;   // GUARDED_BY(import_mu)
+
   std::thread heartbeat;
   std::mutex hb_mu;
   std::condition_variable hb_cv;
@@ -138,7 +148,12 @@ struct Client::Impl {
   template <typename Reply>
   Result<Reply> MetaCall(proto::MsgType type, const google::protobuf::MessageLite& req);
   rpc::CallResult MetaCallRaw(proto::MsgType type, const std::string& msg);
+  rpc::CallResult MetaCallOnce(proto::MsgType type, const std::string& msg);
   Status RefreshMap(bool force);
+  // ---- repo_import.cc ----
+  // Lists directory ino's level of its linked bucket and imports it into
+  // meta (meta answered EREMOTE for it).
+  Status ImportDir(uint64_t ino);
   // The channel of the store serving target, or ENXIO/EHOSTDOWN.
   Result<std::shared_ptr<rpc::Channel>> StoreFor(uint32_t target);
 

@@ -149,7 +149,43 @@ proto::MutationId Client::Impl::NextMid() {
   return mid;
 }
 
+namespace {
+
+// The directory an EREMOTE message names: "... directory N is linked to ..."
+// (meta/repo_import.cc CheckListed; meta may put a path in front). 0: none.
+uint64_t RemoteDirOf(const std::string& message) {
+  static const std::string kWord = "directory ", kTail = " is linked to ";
+  for (size_t pos = message.find(kWord); pos != std::string::npos; pos = message.find(kWord, pos + 1)) {
+    size_t i = pos + kWord.size(), j = i;
+    uint64_t ino = 0;
+    while (j < message.size() && message[j] >= '0' && message[j] <= '9' && j - i < 20) {
+      ino = ino * 10 + static_cast<uint64_t>(message[j++] - '0');
+    }
+    if (j > i && message.compare(j, kTail.size(), kTail) == 0) return ino;
+  }
+  return 0;
+}
+
+}  // namespace
+
 rpc::CallResult Client::Impl::MetaCallRaw(proto::MsgType type, const std::string& msg) {
+  // EREMOTE: a directory under a data repository link whose bucket level
+  // is not in meta yet. Meta's message names it ("directory N ...",
+  // meta/repo_import.cc CheckListed); import it and ask again. A path walk
+  // may meet one such level per component.
+  for (int level = 0;; level++) {
+    rpc::CallResult r = MetaCallOnce(type, msg);
+    uint64_t dir = r.status.code() == EREMOTE && level < 256 ? RemoteDirOf(r.status.message()) : 0;
+    if (dir == 0) return r;
+    Status st = ImportDir(dir);
+    if (!st.ok()) {
+      r.status = Status(st.code() == EREMOTE ? EIO : st.code(), st.message());
+      return r;
+    }
+  }
+}
+
+rpc::CallResult Client::Impl::MetaCallOnce(proto::MsgType type, const std::string& msg) {
   auto deadline = Clock::now() + opt.timeout;
   Millis backoff(20);
   while (true) {

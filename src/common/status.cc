@@ -30,6 +30,7 @@ const char* ErrnoName(int code) {
     case ENOTEMPTY: return "ENOTEMPTY";
     case ELOOP: return "ELOOP";
     case ENODATA: return "ENODATA";
+    case EREMOTE: return "EREMOTE";
     case EBADMSG: return "EBADMSG";
     case EOVERFLOW: return "EOVERFLOW";
     case EPROTO: return "EPROTO";

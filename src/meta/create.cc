@@ -17,6 +17,7 @@ Result<InodeRecord> PrepareAdd(Ctx& c, Txn& t, uint64_t parent, const std::strin
   if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "{}: inode {} is not a directory", what, parent);
   if (dir.attr().nlink() == 0) return Err(ENOENT, "{}: directory {} was removed", what, parent);
   STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), cred, kMayWrite | kMayExec, what));
+  STRIA_RETURN_IF_ERROR(CheckListed(c, t, dir));
   STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, parent, name));
   if (e) return Err(EEXIST, "{}: '{}' exists in directory {}", what, name, parent);
   return dir;
@@ -57,6 +58,7 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
     STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.parent()));
     if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "create: inode {} is not a directory", req.parent());
     STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "create"));
+    STRIA_RETURN_IF_ERROR(CheckListed(c, t, dir));
   }
   STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, req.parent(), req.name()));
   proto::CreateReply rep;
@@ -92,6 +94,7 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
     STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(rec.attr().ino(), ss, count));
     *rec.mutable_layout() = layout;
   }
+  InheritRepo(dir, req.name(), rec);
   STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.name(), rec.attr().ino(), type));
   c.PutInode(t, rec);
   if (req.open()) STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), rec.attr().ino()));

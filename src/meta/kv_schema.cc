@@ -42,5 +42,8 @@ std::string Dedup(uint64_t session, uint64_t seq) {
 std::string Store(uint32_t id) { return Key('S', id, 4); }
 std::string Target(uint32_t id) { return Key('T', id, 4); }
 std::string Counter(std::string_view name) { return std::string("C").append(name); }
+std::string RepoLink(uint64_t ino) { return Key('L', ino); }
+std::string RepoLinkPrefix() { return "L"; }
+std::string RepoCounts(uint64_t ino) { return Key('N', ino); }
 
 }  // namespace stria::meta::keys

@@ -12,6 +12,8 @@
 //   S store            -> StoreInfo
 //   T target           -> TargetRecord
 //   C name             -> uint64 counter (ino, session, store, target, garbage)
+//   L ino              -> ""             (a directory linked to a bucket)
+//   N ino              -> RepoCounts     (files and bytes by state under link ino)
 #pragma once
 
 #include <cstdint>
@@ -36,5 +38,8 @@ std::string Dedup(uint64_t session, uint64_t seq);
 std::string Store(uint32_t id);
 std::string Target(uint32_t id);
 std::string Counter(std::string_view name);
+std::string RepoLink(uint64_t ino);
+std::string RepoLinkPrefix();
+std::string RepoCounts(uint64_t ino);
 
 }  // namespace stria::meta::keys

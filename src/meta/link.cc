@@ -14,6 +14,10 @@ Result<std::string> OpLink(Ctx& c, Txn& t, const std::string& msg) {
   if (rec.attr().nlink() == 0) return Err(ENOENT, "link: inode {} was removed", req.ino());
   if (rec.attr().nlink() >= 65000) return Err(EMLINK, "link: inode {} has too many links", req.ino());
   STRIA_ASSIGN_OR_RETURN(auto dir, PrepareAdd(c, t, req.new_parent(), req.new_name(), req.cred(), "link"));
+  if (dir.repo_root() != rec.repo_root()) {
+    return Err(EXDEV, "link: inode {} and directory {} belong to different data repository links (or one to none)",
+               req.ino(), req.new_parent());
+  }
   STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.new_name(), rec.attr().ino(), rec.attr().type()));
   rec.mutable_attr()->set_nlink(rec.attr().nlink() + 1);
   rec.mutable_attr()->set_ctime_ns(NowNs());

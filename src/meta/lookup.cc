@@ -15,6 +15,7 @@ Result<InodeRecord> Child(Ctx& c, Txn& t, const InodeRecord& dir, const std::str
   }
   STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), cred, kMayExec, "lookup"));
   if (name.empty()) return Err(ENOENT, "lookup: empty name");
+  STRIA_RETURN_IF_ERROR(CheckListed(c, t, dir));
   if (name.size() > 255) return Err(ENAMETOOLONG, "name of {} bytes is longer than 255", name.size());
   if (name.find('\0') != std::string::npos) return Err(EINVAL, "lookup: name contains NUL");
   STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), name));

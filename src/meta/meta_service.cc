@@ -6,6 +6,8 @@
 #include <future>
 #include <random>
 
+#include <tuple>
+
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -245,6 +247,11 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::ACCESS, {OpAccess, "access", false}},
       {proto::GET_LOCK, {OpGetLock, "getlock", false}},
       {proto::SET_LOCK, {OpSetLock, "setlock", false}},
+      {proto::REPO_LINK, {OpRepoLink, "repo link", true}},
+      {proto::REPO_UNLINK, {OpRepoUnlink, "repo unlink", true}},
+      {proto::REPO_LIST, {OpRepoList, "repo list", false}},
+      {proto::REPO_DIR_INFO, {OpRepoDirInfo, "repo dir info", false}},
+      {proto::REPO_IMPORT, {OpRepoImport, "repo import", true}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
   };
@@ -286,7 +293,9 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
   OpResult out;
   if (r.ok()) out.reply = std::move(r).value();
   else out.status = r.status();
-  if (op.mutation && mid.session() && mid.seq()) {
+  // EREMOTE changed nothing and asks the client to import and retry with
+  // the same MutationId: that retry must run, not replay this.
+  if (op.mutation && mid.session() && mid.seq() && out.status.code() != EREMOTE) {
     DedupRecord d;
     d.set_errno_code(out.status.code());
     d.set_message(out.status.message());
@@ -319,7 +328,68 @@ Result<InodeRecord> MetaService::GetInode(Txn& t, uint64_t ino) {
   return r;
 }
 
+namespace {
+
+// A file's state under a link, as its record says it now.
+proto::RepoState RepoStateOf(const InodeRecord& r) {
+  if (r.repo_root() == 0 || r.attr().type() != proto::FT_REG) return proto::RS_NONE;
+  auto s = r.repo_state();
+  if ((s == proto::RS_RESIDENT || s == proto::RS_RELEASED) && r.attr().version() != r.repo_clean_version()) {
+    return proto::RS_DIRTY;   // changed since it last matched the bucket
+  }
+  return s;
+}
+
+void Count(proto::RepoCounts& n, proto::RepoState s, uint64_t size, int sign) {
+  auto add = [sign](uint64_t v, uint64_t d) { return sign > 0 ? v + d : (v >= d ? v - d : 0); };
+  switch (s) {
+    case proto::RS_RELEASED:
+      n.set_released_files(add(n.released_files(), 1));
+      n.set_released_bytes(add(n.released_bytes(), size));
+      break;
+    case proto::RS_RESIDENT:
+      n.set_resident_files(add(n.resident_files(), 1));
+      n.set_resident_bytes(add(n.resident_bytes(), size));
+      break;
+    case proto::RS_DIRTY:
+      n.set_dirty_files(add(n.dirty_files(), 1));
+      n.set_dirty_bytes(add(n.dirty_bytes(), size));
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+Status MetaService::CountRepo(Txn& t, const InodeRecord* before, const InodeRecord* after) {
+  proto::RepoState s0 = before ? RepoStateOf(*before) : proto::RS_NONE;
+  proto::RepoState s1 = after ? RepoStateOf(*after) : proto::RS_NONE;
+  uint64_t z0 = before ? before->attr().size() : 0, z1 = after ? after->attr().size() : 0;
+  uint64_t r0 = before ? before->repo_root() : 0, r1 = after ? after->repo_root() : 0;
+  if (s0 == s1 && z0 == z1 && r0 == r1) return Status::Ok();
+  for (auto [root, state, size, sign] : {std::tuple{r0, s0, z0, -1}, std::tuple{r1, s1, z1, +1}}) {
+    if (root == 0 || state == proto::RS_NONE) continue;
+    proto::RepoCounts n;
+    STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::RepoCounts(root)));
+    if (v && !n.ParseFromString(*v)) return Err(EIO, "repository counts of {} are damaged", root);
+    Count(n, state, size, sign);
+    t.Put(keys::RepoCounts(root), n.SerializeAsString());
+  }
+  return Status::Ok();
+}
+
 void MetaService::PutInode(Txn& t, const InodeRecord& rec) {
+  if (rec.repo_root() != 0 && rec.attr().type() == proto::FT_REG) {
+    // Keep the link's counts in step: the state is derived from the record.
+    InodeRecord r = rec;
+    r.set_repo_state(RepoStateOf(rec));
+    auto old = GetInode(t, rec.attr().ino());
+    Status st = CountRepo(t, old.ok() ? &*old : nullptr, &r);
+    if (!st.ok()) spdlog::error("inode {}: {}", rec.attr().ino(), st.ToString());
+    t.Put(keys::Inode(r.attr().ino()), r.SerializeAsString());
+    return;
+  }
   t.Put(keys::Inode(rec.attr().ino()), rec.SerializeAsString());
 }
 
@@ -400,6 +470,7 @@ Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {
     t.Delete(it->key().ToString());
   }
   t.inode_delta--;
+  STRIA_RETURN_IF_ERROR(CountRepo(t, &rec, nullptr));
   if (rec.attr().type() == proto::FT_REG) return QueueGarbage(t, rec.layout());
   return Status::Ok();
 }

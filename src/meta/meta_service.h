@@ -83,7 +83,11 @@ class MetaService {
   const MetaOptions& options() const { return opt_; }
 
   Result<meta::InodeRecord> GetInode(Txn& t, uint64_t ino);
+  // Writes rec; for a file under a link, also its state (dirty once its
+  // content changed) and the link's counts.
   void PutInode(Txn& t, const meta::InodeRecord& rec);
+  // Moves one file between states in its link's counts (nullptr: none).
+  Status CountRepo(Txn& t, const meta::InodeRecord* before, const meta::InodeRecord* after);
   Result<std::optional<meta::EntryRecord>> GetEntry(Txn& t, uint64_t parent, const std::string& name);
   Result<uint64_t> NextCounter(Txn& t, const std::string& name, uint64_t first);
   // Adds name -> ino in parent (the parent's record is updated in t).
@@ -183,6 +187,11 @@ Result<std::string> OpStatFs(Ctx&, Txn&, const std::string&);
 Result<std::string> OpAccess(Ctx&, Txn&, const std::string&);
 Result<std::string> OpGetLock(Ctx&, Txn&, const std::string&);
 Result<std::string> OpSetLock(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoLink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoUnlink(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoList(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoDirInfo(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoImport(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
 

@@ -13,6 +13,7 @@ Result<std::string> OpMkdir(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, proto::FT_DIR, req.mode(), req.cred()));
   rec.set_parent(req.parent());
   rec.set_next_cookie(1);
+  InheritRepo(dir, req.name(), rec);
   STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, req.name(), rec.attr().ino(), proto::FT_DIR));
   c.PutInode(t, rec);
   proto::MkdirReply rep;

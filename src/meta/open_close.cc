@@ -24,6 +24,12 @@ Result<std::string> OpOpen(Ctx& c, Txn& t, const std::string& msg) {
   if (rec.attr().type() == proto::FT_DIR && write) return Err(EISDIR, "open: inode {} is a directory", req.ino());
   int mask = (acc == O_RDONLY || acc == O_RDWR ? kMayRead : 0) | (write ? kMayWrite : 0);
   STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), mask, "open"));
+  if (rec.repo_state() == proto::RS_RELEASED && rec.attr().size() > 0 && !(req.flags() & O_TRUNC)) {
+    // Never zeros in place of data that is only in the bucket.
+    return Err(ENODATA, "open: inode {} is released (its data is only in the bucket, object '{}'); "
+               "hydration on first read is not implemented yet",
+               req.ino(), rec.repo_key());
+  }
   if ((req.flags() & O_TRUNC) && rec.attr().type() == proto::FT_REG) {
     STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
     c.PutInode(t, rec);

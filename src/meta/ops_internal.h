@@ -29,4 +29,16 @@ Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino);
 // unlink.cc: true when directory ino has no entries (seen through t).
 Result<bool> DirIsEmpty(Ctx& c, Txn& t, uint64_t ino);
 
+// repo_import.cc: EREMOTE when dir is under a link and its bucket level
+// was never imported (the client imports it, then asks again).
+Status CheckListed(Ctx& c, Txn& t, const InodeRecord& dir);
+// repo_import.cc: a new inode named name in dir joins dir's link, if any
+// (new files start dirty: they are not in the bucket).
+void InheritRepo(const InodeRecord& dir, const std::string& name, InodeRecord& child);
+// repo_import.cc: EXDEV when a rename would move ino between links, or
+// between a link and the rest of the namespace.
+Status CheckSameRepo(const InodeRecord& from_dir, const InodeRecord& to_dir);
+// repo_link.cc: files and bytes by state under link root.
+Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
+
 }  // namespace stria::meta

@@ -15,6 +15,7 @@ Result<std::string> OpReadDir(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.ino()));
   if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "inode {} is not a directory", req.ino());
   STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayRead, "readdir"));
+  STRIA_RETURN_IF_ERROR(CheckListed(c, t, dir));
   uint32_t max = req.max_entries() ? std::min<uint32_t>(req.max_entries(), 4096) : 1024;
   proto::ReadDirReply rep;
   std::string prefix = keys::CookiePrefix(req.ino());

@@ -48,12 +48,21 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
   for (auto* d : {&sdir, &ddir}) {
     if (d->attr().type() != proto::FT_DIR) return Err(ENOTDIR, "rename: inode {} is not a directory", d->attr().ino());
     STRIA_RETURN_IF_ERROR(CheckAccess(d->attr(), cred, kMayWrite | kMayExec, "rename"));
+    STRIA_RETURN_IF_ERROR(CheckListed(c, t, *d));
   }
+  STRIA_RETURN_IF_ERROR(CheckSameRepo(sdir, ddir));
   STRIA_ASSIGN_OR_RETURN(auto se, c.GetEntry(t, req.src_parent(), req.src_name()));
   if (!se) return Err(ENOENT, "rename: no entry '{}' in directory {}", req.src_name(), req.src_parent());
   STRIA_ASSIGN_OR_RETURN(auto src, c.GetInode(t, se->ino()));
   STRIA_RETURN_IF_ERROR(CheckSticky(sdir.attr(), src.attr(), cred));
   STRIA_ASSIGN_OR_RETURN(auto de, c.GetEntry(t, req.dst_parent(), req.dst_name()));
+  if (de && de->type() == proto::FT_DIR && de->ino() != se->ino() && !(req.flags() & proto::RN_EXCHANGE)) {
+    STRIA_ASSIGN_OR_RETURN(auto victim, c.GetInode(t, de->ino()));
+    if (victim.has_repo_link()) {
+      return Err(EBUSY, "rename: '{}' is linked to {}; repo unlink it first", req.dst_name(),
+                 victim.repo_link().url());
+    }
+  }
   bool src_dir = src.attr().type() == proto::FT_DIR;
   bool across = req.src_parent() != req.dst_parent();
   // A directory that changes parent has its ".." rewritten: that needs

@@ -35,6 +35,7 @@ Result<Victim> FindVictim(Ctx& c, Txn& t, uint64_t parent, const std::string& na
   STRIA_ASSIGN_OR_RETURN(v.dir, c.GetInode(t, parent));
   if (v.dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "{}: inode {} is not a directory", what, parent);
   STRIA_RETURN_IF_ERROR(CheckAccess(v.dir.attr(), cred, kMayWrite | kMayExec, what));
+  STRIA_RETURN_IF_ERROR(CheckListed(c, t, v.dir));
   STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, parent, name));
   if (!e) return Err(ENOENT, "{}: no entry '{}' in directory {}", what, name, parent);
   v.entry = *e;
@@ -58,6 +59,9 @@ Result<std::string> OpRmdir(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RmdirRequest>(msg, "rmdir"));
   STRIA_ASSIGN_OR_RETURN(auto v, FindVictim(c, t, req.parent(), req.name(), req.cred(), "rmdir"));
   if (v.rec.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "rmdir: '{}' is not a directory", req.name());
+  if (v.rec.has_repo_link()) {
+    return Err(EBUSY, "rmdir: '{}' is linked to {}; repo unlink it first", req.name(), v.rec.repo_link().url());
+  }
   STRIA_ASSIGN_OR_RETURN(bool empty, DirIsEmpty(c, t, v.rec.attr().ino()));
   if (!empty) return Err(ENOTEMPTY, "rmdir: directory '{}' is not empty", req.name());
   STRIA_RETURN_IF_ERROR(c.RemoveEntry(t, req.parent(), req.name(), v.entry));

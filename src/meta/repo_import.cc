@@ -1,0 +1,130 @@
+// RepoDirInfo and RepoImport: a linked directory's bucket levels become
+// entries lazily (docs/data_repositories.md). Clients list a level of the
+// bucket when stria-meta says EREMOTE for a directory, and send what they
+// found here; stria-meta itself never talks to S3.
+#include "common/util.h"
+#include "meta/kv_schema.h"
+#include "meta/meta_service.h"
+#include "meta/ops_internal.h"
+#include "meta/permissions.h"
+
+namespace stria::meta {
+
+namespace {
+
+// The linked directory above dir, when the link still exists.
+Result<std::optional<InodeRecord>> LinkRoot(Ctx& c, Txn& t, const InodeRecord& dir) {
+  if (dir.repo_root() == 0) return std::optional<InodeRecord>();
+  if (dir.repo_root() == dir.attr().ino()) {
+    return dir.has_repo_link() ? std::optional<InodeRecord>(dir) : std::optional<InodeRecord>();
+  }
+  auto root = c.GetInode(t, dir.repo_root());
+  if (root.status().code() == ENOENT) return std::optional<InodeRecord>();
+  if (!root.ok()) return root.status();
+  if (!root->has_repo_link()) return std::optional<InodeRecord>();
+  return std::optional<InodeRecord>(std::move(*root));
+}
+
+bool ValidName(const std::string& n) {
+  return !n.empty() && n != "." && n != ".." && n.size() <= 255 && n.find('/') == std::string::npos &&
+         n.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+Status CheckListed(Ctx& c, Txn& t, const InodeRecord& dir) {
+  if (!dir.repo_unlisted()) return Status::Ok();
+  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
+  if (!root) return Status::Ok();   // its link is gone: nothing more will come
+  return Err(EREMOTE, "directory {} is linked to {} and its level '{}' is not imported yet", dir.attr().ino(),
+             root->repo_link().url(), dir.repo_key());
+}
+
+void InheritRepo(const InodeRecord& dir, const std::string& name, InodeRecord& child) {
+  if (dir.repo_root() == 0) return;
+  child.set_repo_root(dir.repo_root());
+  if (child.attr().type() == proto::FT_DIR) {
+    child.set_repo_key(dir.repo_key() + name + "/");
+  } else if (child.attr().type() == proto::FT_REG) {
+    child.set_repo_key(dir.repo_key() + name);
+    child.set_repo_state(proto::RS_DIRTY);   // not in the bucket until exported
+  }
+}
+
+Status CheckSameRepo(const InodeRecord& from_dir, const InodeRecord& to_dir) {
+  if (from_dir.repo_root() == to_dir.repo_root()) return Status::Ok();
+  return Err(EXDEV, "rename: directories {} and {} belong to different data repository links (or one to none)",
+             from_dir.attr().ino(), to_dir.attr().ino());
+}
+
+Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoDirInfoRequest>(msg, "repo dir info"));
+  STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.ino()));
+  if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "repo dir info: inode {} is not a directory", req.ino());
+  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
+  if (!root) return Err(EINVAL, "repo dir info: directory {} is not under a data repository link", req.ino());
+  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "repo dir info"));
+  proto::RepoDirInfoReply rep;
+  rep.set_root(root->attr().ino());
+  *rep.mutable_link() = root->repo_link();
+  rep.set_prefix(dir.repo_key());
+  rep.set_unlisted(dir.repo_unlisted());
+  return rep.SerializeAsString();
+}
+
+Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoImportRequest>(msg, "repo import"));
+  STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.ino()));
+  if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "repo import: inode {} is not a directory", req.ino());
+  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
+  if (!root) return Err(EINVAL, "repo import: directory {} is not under a data repository link", req.ino());
+  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "repo import"));
+  if (req.objects_size() > 10000) return Err(EINVAL, "repo import: {} objects in one request (10,000 at most)", req.objects_size());
+  proto::RepoImportReply rep;
+  if (!dir.repo_unlisted()) return rep.SerializeAsString();   // another client was first
+  // Imported names belong to the directory's owner.
+  proto::Cred owner;
+  owner.set_uid(dir.attr().uid());
+  owner.set_gid(dir.attr().gid());
+  int64_t now = NowNs();
+  for (const auto& o : req.objects()) {
+    if (!ValidName(o.name())) {
+      rep.set_skipped(rep.skipped() + 1);
+      continue;
+    }
+    STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, dir.attr().ino(), o.name()));
+    if (existing) continue;   // a file made here, or a key seen both as object and as prefix
+    proto::FileType type = o.is_dir() ? proto::FT_DIR : proto::FT_REG;
+    STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, type, o.is_dir() ? 0755 : 0644, owner));
+    auto* a = rec.mutable_attr();
+    rec.set_repo_root(root->attr().ino());
+    if (o.is_dir()) {
+      rec.set_parent(dir.attr().ino());
+      rec.set_next_cookie(1);
+      rec.set_repo_key(dir.repo_key() + o.name() + "/");
+      rec.set_repo_unlisted(true);
+    } else {
+      int64_t mtime = o.mtime_ns() ? o.mtime_ns() : now;
+      a->set_size(o.size());
+      a->set_mtime_ns(mtime);
+      a->set_atime_ns(mtime);
+      uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kDefaultStripe;
+      STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(a->ino(), ss, dir.default_layout().stripe_count()));
+      *rec.mutable_layout() = layout;
+      rec.set_repo_key(dir.repo_key() + o.name());
+      rec.set_repo_etag(o.etag());
+      rec.set_repo_state(proto::RS_RELEASED);
+      rec.set_repo_clean_version(a->version());
+    }
+    STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, o.name(), a->ino(), type));
+    c.PutInode(t, rec);
+    rep.set_created(rep.created() + 1);
+  }
+  if (req.complete()) {
+    dir.set_repo_unlisted(false);
+    c.PutInode(t, dir);
+  }
+  return rep.SerializeAsString();
+}
+
+}  // namespace stria::meta
