@@ -1,5 +1,6 @@
 #include "cli/repo_commands.h"
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -44,12 +45,63 @@ Status CheckBucket(const RepoArgs& a, int timeout_s, std::string* bucket) {
   return st;
 }
 
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
+
+// Imports every level under path: listing a directory imports its level.
+Status ImportTree(Client& c, const std::string& path, uint64_t* dirs, uint64_t* files, uint64_t* bytes) {
+  uint64_t cookie = 0;
+  std::vector<std::string> subdirs;
+  while (true) {
+    auto page = c.ReadDirPage(path, cookie, 1024, true);
+    if (!page.ok()) return page.status();
+    for (size_t i = 0; i < page->entries.size(); i++) {
+      const auto& e = page->entries[i];
+      cookie = e.cookie;
+      if (e.type == FileType::kDirectory) {
+        subdirs.push_back(Join(path, e.name));
+      } else {
+        (*files)++;
+        *bytes += page->attrs[i].size;
+      }
+    }
+    if (page->eof || page->entries.empty()) break;
+  }
+  (*dirs)++;
+  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(ImportTree(c, d, dirs, files, bytes));
+  return Status::Ok();
+}
+
+// The link path is in, or ENOENT.
+Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
+  STRIA_ASSIGN_OR_RETURN(auto links, c.RepoList());
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const RepoLinkInfo* best = nullptr;
+  for (const auto& l : links) {
+    bool inside = p == l.path || l.path == "/" || p.rfind(l.path + "/", 0) == 0;
+    if (inside && (!best || l.path.size() > best->path.size())) best = &l;
+  }
+  if (!best) return Err(ENOENT, "{} is not under a data repository link", path);
+  return *best;
+}
+
+json CountsJson(const RepoCounts& n) {
+  return {{"released_files", n.released_files}, {"released_bytes", n.released_bytes},
+          {"resident_files", n.resident_files}, {"resident_bytes", n.resident_bytes},
+          {"dirty_files", n.dirty_files},       {"dirty_bytes", n.dirty_bytes}};
+}
+
 std::string Counts(const RepoCounts& c) {
   return fmt::format("released {} ({} B), resident {} ({} B), dirty {} ({} B)", c.released_files, c.released_bytes,
                      c.resident_files, c.resident_bytes, c.dirty_files, c.dirty_bytes);
 }
 
 }  // namespace
+
+void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& add_client_flags, bool& json_out,
+                         std::function<Status(Client&)>& action, std::string& cmd_name);
 
 void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_client_flags, const int& timeout_s,
                      bool& json_out, std::function<Status(Client&)>& action, std::string& cmd_name) {
@@ -96,6 +148,8 @@ void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_cl
     action = [&](Client& c) { return c.RepoUnlink(a.path, a.force); };
   });
 
+  AddRepoTreeCommands(repo, add_client_flags, json_out, action, cmd_name);
+
   auto* list = repo->add_subcommand("list", "the linked directories");
   add_client_flags(list);
   list->add_flag("--json", json_out, "JSON output");
@@ -106,7 +160,6 @@ void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_cl
       if (json_out) {
         json arr = json::array();
         for (const auto& l : links) {
-          const auto& n = l.counts;
           arr.push_back({{"path", l.path},
                          {"ino", l.ino},
                          {"url", l.link.url},
@@ -117,10 +170,7 @@ void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_cl
                          {"auto_export_delay_s", l.link.auto_export_delay_s},
                          {"export_deletes", l.link.export_deletes},
                          {"created_ns", l.created_ns},
-                         {"counts",
-                          {{"released_files", n.released_files}, {"released_bytes", n.released_bytes},
-                           {"resident_files", n.resident_files}, {"resident_bytes", n.resident_bytes},
-                           {"dirty_files", n.dirty_files}, {"dirty_bytes", n.dirty_bytes}}}});
+                         {"counts", CountsJson(l.counts)}});
         }
         std::cout << arr.dump(2) << "\n";
         return Status::Ok();
@@ -130,6 +180,60 @@ void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_cl
                     Counts(l.counts).c_str());
       }
       if (links.empty()) std::printf("no linked directories\n");
+      return Status::Ok();
+    };
+  });
+}
+
+
+void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& add_client_flags, bool& json_out,
+                         std::function<Status(Client&)>& action, std::string& cmd_name) {
+  static std::string path;
+  auto* import = repo->add_subcommand("import", "import the metadata of every object under PATH now");
+  add_client_flags(import);
+  import->add_option("path", path, "a linked directory or one under it")->required();
+  import->add_flag("--json", json_out, "JSON output");
+  import->callback([&] {
+    cmd_name = "repo import";
+    action = [&](Client& c) -> Status {
+      STRIA_RETURN_IF_ERROR(LinkOf(c, path).status());
+      uint64_t dirs = 0, files = 0, bytes = 0;
+      auto t0 = std::chrono::steady_clock::now();
+      STRIA_RETURN_IF_ERROR(ImportTree(c, path, &dirs, &files, &bytes));
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (json_out) {
+        std::cout << json{{"path", path}, {"directories", dirs}, {"files", files}, {"bytes", bytes}, {"seconds", s}}
+                         .dump(2)
+                  << "\n";
+      } else {
+        std::printf("%s: %llu directories, %llu files, %llu bytes in %.1f s\n", path.c_str(),
+                    static_cast<unsigned long long>(dirs), static_cast<unsigned long long>(files),
+                    static_cast<unsigned long long>(bytes), s);
+      }
+      return Status::Ok();
+    };
+  });
+
+  auto* status = repo->add_subcommand("status", "files and bytes by state under the link of PATH");
+  add_client_flags(status);
+  status->add_option("path", path, "a linked directory or one under it")->required();
+  status->add_flag("--json", json_out, "JSON output");
+  status->callback([&] {
+    cmd_name = "repo status";
+    action = [&](Client& c) -> Status {
+      STRIA_ASSIGN_OR_RETURN(auto l, LinkOf(c, path));
+      if (json_out) {
+        std::cout << json{{"link", l.path}, {"url", l.link.url}, {"counts", CountsJson(l.counts)}}.dump(2) << "\n";
+        return Status::Ok();
+      }
+      const auto& n = l.counts;
+      std::printf("%s -> %s\n", l.path.c_str(), l.link.url.c_str());
+      std::printf("  released %10llu files %16llu bytes  (data only in the bucket)\n",
+                  static_cast<unsigned long long>(n.released_files), static_cast<unsigned long long>(n.released_bytes));
+      std::printf("  resident %10llu files %16llu bytes  (same in Stria and the bucket)\n",
+                  static_cast<unsigned long long>(n.resident_files), static_cast<unsigned long long>(n.resident_bytes));
+      std::printf("  dirty    %10llu files %16llu bytes  (changed since the last export)\n",
+                  static_cast<unsigned long long>(n.dirty_files), static_cast<unsigned long long>(n.dirty_bytes));
       return Status::Ok();
     };
   });

@@ -7,10 +7,8 @@ that level; through the CLI (libstria) and through a real mount.
 import concurrent.futures
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import boto3
@@ -22,19 +20,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
 from conftest import Cluster, Mount, bin_path  # noqa: E402
 from fault_proxy import FaultProxy  # noqa: E402
-from swift_s3 import s3_endpoint  # noqa: E402
+from s3_fixtures import s3  # noqa: E402,F401 (a fixture)
 
 BIG = 1050   # more than one ListObjectsV2 page
-
-
-@pytest.fixture(scope="module")
-def s3():
-    base = tempfile.mkdtemp(prefix="stria-import-s3-")
-    ep = s3_endpoint(base, die_with_parent=True)
-    ep.start()
-    yield ep
-    ep.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +162,25 @@ def test_unreachable_bucket_gives_a_clear_error(cluster, proxy, bucket):
     # Nothing half-done: the next look imports the level whole.
     names = json.loads(cluster.stria("ls", "--json", d).stdout)
     assert sorted(e["name"] for e in names) == ["big", "cats", "dogs", "top.txt"]
+
+
+def test_eager_import_and_status(cluster, proxy, bucket):
+    name, keys, _ = bucket
+    d = link(cluster, proxy, name)
+    train = {k: v for k, v in keys.items() if k.startswith("train/")}
+    r = json.loads(cluster.stria("repo", "import", d, "--json").stdout)
+    assert r["files"] == len(train) and r["bytes"] == sum(len(v) for v in train.values())
+    assert r["directories"] == 5   # the link, big, cats, cats/deeper, dogs
+    before = len(lists(proxy))
+    # Everything is in meta now: looking around lists nothing more.
+    for sub in ["", "/big", "/cats", "/cats/deeper", "/dogs"]:
+        cluster.stria("ls", d + sub)
+    assert len(lists(proxy)) == before
+    st = json.loads(cluster.stria("repo", "status", d + "/cats", "--json").stdout)
+    assert st["link"] == d and st["url"] == f"s3://{name}/train/"
+    assert st["counts"]["released_files"] == len(train)
+    assert st["counts"]["released_bytes"] == sum(len(v) for v in train.values())
+    text = cluster.stria("repo", "status", d).stdout
+    assert "released" in text and str(len(train)) in text
+    r = cluster.stria("repo", "status", "/", check=False)
+    assert r.returncode == 1 and "not under a data repository link" in r.stderr

@@ -7,11 +7,9 @@ stria-meta (it survives a restart), and never holds or prints a secret.
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import boto3
@@ -22,17 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
 from conftest import Cluster, bin_path  # noqa: E402
-from swift_s3 import s3_endpoint  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def s3():
-    base = tempfile.mkdtemp(prefix="stria-repo-s3-")
-    ep = s3_endpoint(base, die_with_parent=True)
-    ep.start()
-    yield ep
-    ep.stop()
-    shutil.rmtree(base, ignore_errors=True)
+from s3_fixtures import s3  # noqa: E402,F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
