@@ -266,12 +266,14 @@ def reap(deadline):
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def nodes(cluster):
-    """Two mounts of the cluster with default options: nodes A and B."""
-    a = Mount(cluster)
+@pytest.fixture(scope="module", params=["default", "uncached"])
+def nodes(request, cluster):
+    """Two mounts of the cluster, nodes A and B: with default options (the
+    kernel caches names, attributes and pages) and with cache=off."""
+    options = "cache=off" if request.param == "uncached" else ""
+    a = Mount(cluster, options)
     try:
-        b = Mount(cluster)
+        b = Mount(cluster, options)
     except BaseException:
         a.close()
         raise
