@@ -82,7 +82,7 @@ TEST_F(MetaServerTest, MalformedMessageGetsEbadmsgAndTheConnectionServesOn) {
 }
 
 TEST_F(MetaServerTest, UnknownTypeGetsEnosys) {
-  EXPECT_EQ(Call(static_cast<proto::MsgType>(33), "").status.code(), ENOSYS);
+  EXPECT_EQ(Call(static_cast<proto::MsgType>(55), "").status.code(), ENOSYS);   // no such type
   EXPECT_EQ(Call(proto::OBJ_READ, "").status.code(), ENOSYS);   // a store's request
   EXPECT_TRUE(Call(proto::PING, "").status.ok());
 }

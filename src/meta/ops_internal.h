@@ -21,8 +21,9 @@ Result<InodeRecord> PrepareAdd(Ctx& c, Txn& t, uint64_t parent, const std::strin
 // create.cc: a fresh inode (number allocated in t) owned by cred, in dir.
 Result<InodeRecord> NewInode(Ctx& c, Txn& t, const InodeRecord& dir, proto::FileType type,
                              uint32_t mode, const proto::Cred& cred);
-// setattr.cc: size 0 without touching the stores: a new object id, the old
-// objects queued as garbage.
+// setattr.cc: size 0 without touching the stores: a new object id (always:
+// the stores may hold writes meta has not seen), the old objects queued as
+// garbage.
 Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec, const proto::Cred& cred);
 // open_close.cc: registers an open of ino by session (0: none).
 Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino);
