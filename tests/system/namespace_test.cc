@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <functional>
 #include <set>
 
 #include "tests/system/cluster.h"
@@ -36,6 +38,46 @@ class NamespaceTest : public SharedClusterTest {
     return out;
   }
   int Code(const Status& st) { return st.code(); }
+
+  // Runs body(client, p) in procs child processes, each with a client of its
+  // own (a session of its own). body returns two counts, or a non-zero exit
+  // code through *fail. Returns the counts added up over the children.
+  std::array<int, 2> InProcesses(int procs, const std::function<std::array<int, 2>(Client&, int, int*)>& body) {
+    std::vector<std::pair<pid_t, int>> kids;   // pid, read end of its pipe
+    for (int p = 0; p < procs; p++) {
+      int fds[2];
+      EXPECT_EQ(pipe(fds), 0);
+      pid_t pid = fork();
+      EXPECT_GE(pid, 0);
+      if (pid == 0) {
+        close(fds[0]);
+        ClientOptions o;
+        o.meta = cluster_->meta();
+        auto c = Client::Connect(o);
+        if (!c.ok()) _exit(10);
+        int fail = 0;
+        std::array<int, 2> counts = body(**c, p, &fail);
+        if (fail) _exit(fail);
+        (void)!write(fds[1], counts.data(), sizeof(counts));
+        c->reset();
+        _exit(0);
+      }
+      close(fds[1]);
+      kids.emplace_back(pid, fds[0]);
+    }
+    std::array<int, 2> total = {0, 0};
+    for (auto [pid, fd] : kids) {
+      int status = 0;
+      waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << status;
+      std::array<int, 2> counts = {0, 0};
+      EXPECT_EQ(read(fd, counts.data(), sizeof(counts)), (ssize_t)sizeof(counts));
+      close(fd);
+      total[0] += counts[0];
+      total[1] += counts[1];
+    }
+    return total;
+  }
 
   Client* c_ = nullptr;
   std::string dir_;
@@ -220,49 +262,23 @@ TEST_F(NamespaceTest, LayoutsInheritFromDirectory) {
 // name, and every file created by anyone is listed afterwards.
 TEST_F(NamespaceTest, ConcurrentClientsInSeparateProcesses) {
   constexpr int kProcs = 4, kFiles = 40;
-  int pipes[kProcs][2];
-  std::vector<pid_t> kids;
-  for (int p = 0; p < kProcs; p++) {
-    ASSERT_EQ(pipe(pipes[p]), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(pipes[p][0]);
-      ClientOptions o;
-      o.meta = cluster_->meta();
-      auto c = Client::Connect(o);
-      if (!c.ok()) _exit(10);
-      int wins = 0;
-      for (int i = 0; i < kFiles; i++) {
-        auto fd = (*c)->Open(dir_ + "/race" + std::to_string(i), O_CREAT | O_EXCL | O_WRONLY);
-        if (fd.ok()) {
-          wins++;
-          if (!(*c)->Close(*fd).ok()) _exit(11);
-        } else if (fd.status().code() != EEXIST) {
-          _exit(12);
-        }
-        auto own = (*c)->Open(dir_ + "/own" + std::to_string(p) + "-" + std::to_string(i),
-                              O_CREAT | O_EXCL | O_WRONLY);
-        if (!own.ok() || !(*c)->Close(*own).ok()) _exit(13);
-      }
-      (void)!write(pipes[p][1], &wins, sizeof(wins));
-      c->reset();
-      _exit(0);
-    }
-    close(pipes[p][1]);
-    kids.push_back(pid);
-  }
-  int total_wins = 0;
-  for (int p = 0; p < kProcs; p++) {
-    int status = 0;
-    waitpid(kids[p], &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << status;
+  auto total = InProcesses(kProcs, [&](Client& c, int p, int* fail) -> std::array<int, 2> {
     int wins = 0;
-    ASSERT_EQ(read(pipes[p][0], &wins, sizeof(wins)), (ssize_t)sizeof(wins));
-    close(pipes[p][0]);
-    total_wins += wins;
-  }
-  EXPECT_EQ(total_wins, kFiles);
+    for (int i = 0; i < kFiles; i++) {
+      auto fd = c.Open(dir_ + "/race" + std::to_string(i), O_CREAT | O_EXCL | O_WRONLY);
+      if (fd.ok()) {
+        wins++;
+        if (!c.Close(*fd).ok()) { *fail = 11; return {}; }
+      } else if (fd.status().code() != EEXIST) {
+        *fail = 12;
+        return {};
+      }
+      auto own = c.Open(dir_ + "/own" + std::to_string(p) + "-" + std::to_string(i), O_CREAT | O_EXCL | O_WRONLY);
+      if (!own.ok() || !c.Close(*own).ok()) { *fail = 13; return {}; }
+    }
+    return {wins, 0};
+  });
+  EXPECT_EQ(total[0], kFiles);
   auto list = c_->ReadDir(dir_);
   ASSERT_OK(list);
   EXPECT_EQ(list->size(), static_cast<size_t>(kFiles + kProcs * kFiles));
@@ -280,47 +296,24 @@ TEST_F(NamespaceTest, RenameAndUnlinkRacesBetweenProcesses) {
       Touch(dir_ + "/mine" + std::to_string(p) + "-" + std::to_string(i), "p" + std::to_string(p));
     }
   }
-  int pipes[kProcs][2];
-  std::vector<pid_t> kids;
-  for (int p = 0; p < kProcs; p++) {
-    ASSERT_EQ(pipe(pipes[p]), 0);
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(pipes[p][0]);
-      ClientOptions o;
-      o.meta = cluster_->meta();
-      auto c = Client::Connect(o);
-      if (!c.ok()) _exit(10);
-      int wins[2] = {0, 0};
-      for (int i = 0; i < kFiles; i++) {
-        std::string n = std::to_string(i);
-        Status st = (*c)->Rename(dir_ + "/src" + n, dir_ + "/won" + n + "-p" + std::to_string(p));
-        if (st.ok()) wins[0]++;
-        else if (st.code() != ENOENT) _exit(11);
-        st = (*c)->Unlink(dir_ + "/u" + n);
-        if (st.ok()) wins[1]++;
-        else if (st.code() != ENOENT) _exit(12);
-        if (!(*c)->Rename(dir_ + "/mine" + std::to_string(p) + "-" + n, dir_ + "/target" + n).ok()) _exit(13);
+  auto total = InProcesses(kProcs, [&](Client& c, int p, int* fail) -> std::array<int, 2> {
+    std::array<int, 2> wins = {0, 0};
+    for (int i = 0; i < kFiles; i++) {
+      std::string n = std::to_string(i);
+      Status st = c.Rename(dir_ + "/src" + n, dir_ + "/won" + n + "-p" + std::to_string(p));
+      if (st.ok()) wins[0]++;
+      else if (st.code() != ENOENT) { *fail = 11; return {}; }
+      st = c.Unlink(dir_ + "/u" + n);
+      if (st.ok()) wins[1]++;
+      else if (st.code() != ENOENT) { *fail = 12; return {}; }
+      if (!c.Rename(dir_ + "/mine" + std::to_string(p) + "-" + n, dir_ + "/target" + n).ok()) {
+        *fail = 13;
+        return {};
       }
-      (void)!write(pipes[p][1], wins, sizeof(wins));
-      c->reset();
-      _exit(0);
     }
-    close(pipes[p][1]);
-    kids.push_back(pid);
-  }
-  int renames = 0, unlinks = 0;
-  for (int p = 0; p < kProcs; p++) {
-    int status = 0;
-    waitpid(kids[p], &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << status;
-    int wins[2];
-    ASSERT_EQ(read(pipes[p][0], wins, sizeof(wins)), (ssize_t)sizeof(wins));
-    close(pipes[p][0]);
-    renames += wins[0];
-    unlinks += wins[1];
-  }
+    return wins;
+  });
+  int renames = total[0], unlinks = total[1];
   EXPECT_EQ(renames, kFiles);
   EXPECT_EQ(unlinks, kFiles);
   auto list = c_->ReadDir(dir_);
