@@ -23,9 +23,8 @@ struct RepoArgs {
 
 // Checks, before anything is stored, that the bucket exists and that these
 // credentials may list it: a bad link is an error now, not at first read.
-Status CheckBucket(const RepoArgs& a, int timeout_s, std::string* bucket) {
-  std::string prefix;
-  STRIA_RETURN_IF_ERROR(repo::ParseS3Url(a.url, bucket, &prefix));
+Status CheckBucket(const RepoArgs& a, int timeout_s, std::string* bucket, std::string* prefix) {
+  STRIA_RETURN_IF_ERROR(repo::ParseS3Url(a.url, bucket, prefix));
   if (a.endpoint.rfind("http://", 0) != 0 && a.endpoint.rfind("https://", 0) != 0) {
     return Err(EINVAL, "endpoint '{}' is not an http:// or https:// URL", a.endpoint);
   }
@@ -127,10 +126,8 @@ void AddRepoCommands(CLI::App& app, const std::function<void(CLI::App*)>& add_cl
         a.endpoint = "https://s3." + a.region + ".amazonaws.com";
         a.virtual_host = true;
       }
-      std::string bucket;
-      STRIA_RETURN_IF_ERROR(CheckBucket(a, timeout_s, &bucket).Prefixed("repo link " + a.path));
-      std::string bucket_url, prefix;
-      STRIA_RETURN_IF_ERROR(repo::ParseS3Url(a.url, &bucket_url, &prefix));
+      std::string bucket, prefix;
+      STRIA_RETURN_IF_ERROR(CheckBucket(a, timeout_s, &bucket, &prefix).Prefixed("repo link " + a.path));
       RepoLinkSpec spec{"s3://" + bucket + "/" + prefix, a.endpoint, a.region, a.virtual_host, a.profile,
                         a.auto_export_delay_s, a.export_deletes};
       STRIA_RETURN_IF_ERROR(c.RepoLink(a.path, spec));

@@ -30,6 +30,18 @@ bool ValidName(const std::string& n) {
          n.find('\0') == std::string::npos;
 }
 
+// Directory ino, which the caller may search, and the linked directory
+// above it; ENOTDIR or EINVAL (not under a link) otherwise.
+Result<std::pair<InodeRecord, InodeRecord>> LinkedDir(Ctx& c, Txn& t, uint64_t ino, const proto::Cred& cred,
+                                                      const char* what) {
+  STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, ino));
+  if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "{}: inode {} is not a directory", what, ino);
+  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
+  if (!root) return Err(EINVAL, "{}: directory {} is not under a data repository link", what, ino);
+  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), cred, kMayExec, what));
+  return std::make_pair(std::move(dir), std::move(*root));
+}
+
 }  // namespace
 
 Status CheckListed(Ctx& c, Txn& t, const InodeRecord& dir) {
@@ -59,14 +71,11 @@ Status CheckSameRepo(const InodeRecord& from_dir, const InodeRecord& to_dir) {
 
 Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoDirInfoRequest>(msg, "repo dir info"));
-  STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.ino()));
-  if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "repo dir info: inode {} is not a directory", req.ino());
-  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
-  if (!root) return Err(EINVAL, "repo dir info: directory {} is not under a data repository link", req.ino());
-  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "repo dir info"));
+  STRIA_ASSIGN_OR_RETURN(auto found, LinkedDir(c, t, req.ino(), req.cred(), "repo dir info"));
+  auto& [dir, root] = found;
   proto::RepoDirInfoReply rep;
-  rep.set_root(root->attr().ino());
-  *rep.mutable_link() = root->repo_link();
+  rep.set_root(root.attr().ino());
+  *rep.mutable_link() = root.repo_link();
   rep.set_prefix(dir.repo_key());
   rep.set_unlisted(dir.repo_unlisted());
   return rep.SerializeAsString();
@@ -74,11 +83,8 @@ Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
 
 Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoImportRequest>(msg, "repo import"));
-  STRIA_ASSIGN_OR_RETURN(auto dir, c.GetInode(t, req.ino()));
-  if (dir.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "repo import: inode {} is not a directory", req.ino());
-  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, dir));
-  if (!root) return Err(EINVAL, "repo import: directory {} is not under a data repository link", req.ino());
-  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayExec, "repo import"));
+  STRIA_ASSIGN_OR_RETURN(auto found, LinkedDir(c, t, req.ino(), req.cred(), "repo import"));
+  auto& [dir, root] = found;
   if (req.objects_size() > 10000) return Err(EINVAL, "repo import: {} objects in one request (10,000 at most)", req.objects_size());
   proto::RepoImportReply rep;
   if (!dir.repo_unlisted()) return rep.SerializeAsString();   // another client was first
@@ -97,7 +103,7 @@ Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
     proto::FileType type = o.is_dir() ? proto::FT_DIR : proto::FT_REG;
     STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, type, o.is_dir() ? 0755 : 0644, owner));
     auto* a = rec.mutable_attr();
-    rec.set_repo_root(root->attr().ino());
+    rec.set_repo_root(root.attr().ino());
     if (o.is_dir()) {
       rec.set_parent(dir.attr().ino());
       rec.set_next_cookie(1);
