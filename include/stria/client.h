@@ -45,6 +45,11 @@ struct ClientOptions {
 enum class FileType { kNone = 0, kRegular, kDirectory, kSymlink, kFifo, kSocket, kChar, kBlock };
 const char* FileTypeName(FileType t);
 
+// A file's data under a data repository link: only in the bucket, the
+// same in Stria and the bucket, or changed since the last export.
+enum class RepoState { kNone = 0, kReleased, kResident, kDirty };
+const char* RepoStateName(RepoState s);
+
 struct FileAttr {
   uint64_t ino = 0;
   FileType type = FileType::kNone;
@@ -55,6 +60,7 @@ struct FileAttr {
   uint32_t nlink = 0;
   uint64_t version = 0;
   uint64_t rdev = 0;
+  RepoState repo_state = RepoState::kNone;   // as meta last said
 };
 
 struct DirEntry {
@@ -230,6 +236,17 @@ class Client {
   // EBUSY while files under it are released or dirty, unless force.
   Status RepoUnlink(const std::string& path, bool force);
   Result<std::vector<RepoLinkInfo>> RepoList();
+  // A released file: fetches all of it into Stria now (each store its own
+  // stripes, all at once). Returns the bytes fetched (0: not released).
+  Result<uint64_t> RepoWarm(const std::string& path);
+  // A dirty file: uploads it to its place in the link's bucket (one PUT, or
+  // a multipart upload with parts in parallel), then it is resident unless
+  // it changed meanwhile. Returns the bytes uploaded (0: not dirty).
+  Result<uint64_t> RepoExport(const std::string& path);
+  // A resident file: frees its data in Stria and keeps its metadata; a
+  // later read fetches it again. EBUSY while it is open anywhere. Returns
+  // the bytes freed (0: not resident).
+  Result<uint64_t> RepoRelease(const std::string& path);
 
   // ---- cluster ----
   Result<ClusterStatus> GetClusterStatus();

@@ -10,6 +10,8 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/local_cluster.h"
@@ -529,5 +531,10 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // libstria's log lines go to stderr (stdout carries `stria cat` data and
+  // --json answers), warnings and up only.
+  auto log = spdlog::stderr_color_mt("stria");
+  log->set_level(spdlog::level::warn);
+  spdlog::set_default_logger(log);
   return stria::cli::Main(argc, argv);
 }

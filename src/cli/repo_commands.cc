@@ -1,8 +1,13 @@
 #include "cli/repo_commands.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -84,6 +89,92 @@ Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
   }
   if (!best) return Err(ENOENT, "{} is not under a data repository link", path);
   return *best;
+}
+
+// Regular files at or under path whose state is `state` (a directory is
+// walked whole, its bucket levels imported on the way), with their sizes.
+Status FilesIn(Client& c, const std::string& path, RepoState state,
+               std::vector<std::pair<std::string, uint64_t>>* out) {
+  STRIA_ASSIGN_OR_RETURN(auto st, c.Stat(path));
+  if (st.type != FileType::kDirectory) {
+    if (st.type == FileType::kRegular && st.repo_state == state) out->emplace_back(path, st.size);
+    return Status::Ok();
+  }
+  uint64_t cookie = 0;
+  std::vector<std::string> subdirs;
+  while (true) {
+    auto page = c.ReadDirPage(path, cookie, 1024, true);
+    if (!page.ok()) return page.status();
+    for (size_t i = 0; i < page->entries.size(); i++) {
+      const auto& e = page->entries[i];
+      cookie = e.cookie;
+      if (e.type == FileType::kDirectory) subdirs.push_back(Join(path, e.name));
+      else if (e.type == FileType::kRegular && page->attrs[i].repo_state == state) {
+        out->emplace_back(Join(path, e.name), page->attrs[i].size);
+      }
+    }
+    if (page->eof || page->entries.empty()) break;
+  }
+  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(FilesIn(c, d, state, out));
+  return Status::Ok();
+}
+
+// Runs op on every file of `state` at or under paths, `jobs` files at a
+// time: a progress line on a terminal, one summary (or --json figures) at
+// the end, each failure on stderr; fails when any file failed.
+Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state, int jobs, bool json_out,
+               const char* verb, const std::function<Result<uint64_t>(const std::string&)>& op) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, uint64_t>> files;
+  for (const auto& p : paths) {
+    STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
+    STRIA_RETURN_IF_ERROR(FilesIn(c, p, state, &files));
+  }
+  uint64_t total = 0;
+  for (auto& f : files) total += f.second;
+  std::atomic<size_t> next{0}, done{0}, failed{0};
+  std::atomic<uint64_t> bytes{0};
+  std::mutex err_mu;
+  std::vector<std::thread> workers;
+  for (int i = 0; i < std::max(1, jobs); i++) {
+    workers.emplace_back([&] {
+      for (size_t k; (k = next++) < files.size();) {
+        auto r = op(files[k].first);
+        if (r.ok()) {
+          bytes += *r;
+        } else {
+          failed++;
+          std::lock_guard lk(err_mu);
+          std::fprintf(stderr, "\r%s\n", r.status().ToString().c_str());
+        }
+        done++;
+      }
+    });
+  }
+  bool bar = !json_out && ::isatty(2);
+  while (bar && done < files.size()) {
+    {
+      std::lock_guard lk(err_mu);
+      std::fprintf(stderr, "\r%s: %zu/%zu files, %.1f/%.1f MiB", verb, done.load(), files.size(),
+                   bytes.load() / 1048576.0, total / 1048576.0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (auto& w : workers) w.join();
+  if (bar) std::fprintf(stderr, "\r\033[K");
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (json_out) {
+    std::cout << json{{"files", files.size() - failed}, {"failed", failed.load()}, {"bytes", bytes.load()},
+                      {"seconds", s}, {"mib_per_s", s > 0 ? bytes.load() / 1048576.0 / s : 0.0}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::printf("%s: %zu files, %.1f MiB in %.1f s (%.1f MiB/s)%s\n", verb, files.size() - failed,
+                bytes.load() / 1048576.0, s, s > 0 ? bytes.load() / 1048576.0 / s : 0.0,
+                failed ? fmt::format(", {} failed", failed.load()).c_str() : "");
+  }
+  if (failed) return Err(EIO, "{}: {} of {} files failed", verb, failed.load(), files.size());
+  return Status::Ok();
 }
 
 json CountsJson(const RepoCounts& n) {
@@ -210,6 +301,35 @@ void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& a
       return Status::Ok();
     };
   });
+
+  static std::vector<std::string> paths;
+  static int jobs = 8;
+  struct Verb {
+    const char* name;
+    const char* help;
+    RepoState state;
+    Result<uint64_t> (Client::*op)(const std::string&);
+  };
+  static const Verb verbs[] = {
+      {"warm", "fetch released files at or under PATH from the bucket now", RepoState::kReleased, &Client::RepoWarm},
+      {"export", "upload dirty files at or under PATH to the bucket", RepoState::kDirty, &Client::RepoExport},
+      {"release", "free the Stria copy of resident files at or under PATH (the bucket keeps them)",
+       RepoState::kResident, &Client::RepoRelease},
+  };
+  for (const auto& v : verbs) {
+    auto* sub = repo->add_subcommand(v.name, v.help);
+    add_client_flags(sub);
+    sub->add_option("path", paths, "files or directories under a link")->required();
+    sub->add_option("-j,--jobs", jobs, "files at a time")->check(CLI::Range(1, 256));
+    sub->add_flag("--json", json_out, "JSON output");
+    sub->callback([&, v] {
+      cmd_name = std::string("repo ") + v.name;
+      action = [&, v](Client& c) -> Status {
+        return OnFiles(c, paths, v.state, jobs, json_out, v.name,
+                       [&c, v](const std::string& p) { return (c.*v.op)(p); });
+      };
+    });
+  }
 
   auto* status = repo->add_subcommand("status", "files and bytes by state under the link of PATH");
   add_client_flags(status);

@@ -6,6 +6,7 @@
 // is held while waiting on the network except an OpenFile's (one file's
 // writes are serialized, other files go on; reads wait only for the stores)
 // and import_mu (one import of a bucket level at a time, see ImportDir).
+// Refresh takes OpenFile::mu only around its reads and writes of the file.
 #pragma once
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -54,6 +56,9 @@ struct OpenFile {
   proto::Layout layout;
   uint64_t size = 0;               // meta's size, grown by our writes
   uint64_t version = 0;            // content version in meta's last answer
+  // Set while the file is released (meta's last answer said so): reads
+  // carry it, and the stores fetch from the bucket what is not in yet.
+  std::optional<proto::RepoSource> source;
   proto::Cred writer;              // who wrote what is not yet committed (set-uid rules)
   // Write-back buffer: one contiguous dirty extent not yet sent.
   uint64_t wb_offset = 0;
@@ -131,7 +136,8 @@ struct Client::Impl {
   // Data repositories (repo_import.cc): one import at a time from this
   // client, and one S3 client per endpoint, region and profile.
   std::mutex import_mu;
-  std::map<std::string, std::shared_ptr<repo::S3Client>> s3;   // GUARDED_BY(import_mu)
+  std::mutex s3_mu;
+  std::map<std::string, std::shared_ptr<repo::S3Client>> s3;   // GUARDED_BY(s3_mu)
 
   std::thread heartbeat;
   std::mutex hb_mu;
@@ -154,6 +160,12 @@ struct Client::Impl {
   // Lists directory ino's level of its linked bucket and imports it into
   // meta (meta answered EREMOTE for it).
   Status ImportDir(uint64_t ino);
+  // The S3 client for a link's endpoint (credentials from this process).
+  Result<std::shared_ptr<repo::S3Client>> S3For(const proto::RepoLink& link);
+  // A read of released file f got ESTALE (its bucket object changed): reads
+  // the object's HEAD and has meta give the file fresh objects of the new
+  // content; f then reads that.
+  Status Refresh(client::OpenFile& f, const std::string& what);
   // The channel of the store serving target, or ENXIO/EHOSTDOWN.
   Result<std::shared_ptr<rpc::Channel>> StoreFor(uint32_t target);
 
@@ -172,13 +184,29 @@ struct Client::Impl {
                       size_t data_off, size_t len);
   // Reads [offset, offset+len) of a file with this layout (holes and
   // bytes past an object's end as zeros). Needs no lock of the file.
-  Status ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out, size_t len);
+  // source: the file is released; the stores fetch what is missing.
+  Status ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out, size_t len,
+                     const proto::RepoSource* source = nullptr);
+  // ---- repo_hydrate.cc ----
+  // Fetches every missing chunk of a released file into the stores (each
+  // store its own objects, all at once), then tells meta, which marks the
+  // file resident. Returns meta's attributes after it.
+  Result<proto::Attr> Hydrate(const proto::Cred& c, uint64_t ino, const proto::Layout& l,
+                              const proto::RepoSource& source, const std::string& what);
+  // The same for ino, when meta says it is released (else nothing to do).
+  Status HydrateIno(const proto::Cred& c, uint64_t ino, const std::string& what);
+  // An open's answer: a released file opened for writing is hydrated
+  // first, since its writes must land on its bucket data (O_TRUNC needs
+  // none: meta gave it fresh objects). On failure the open is undone in meta.
+  Status HydrateForWrite(const proto::Cred& c, proto::OpenReply& r, int flags, const std::string& what);
   // Starts reading the whole of ino if it is small and was looked up just
   // now; null if not. *l and *version: what the read is of.
   std::shared_ptr<client::Prefetch> StartPrefetch(uint64_t ino, proto::Layout* l, uint64_t* version);
   // Waits for a prefetch taken from f at gen and puts it in f's read cache
   // if f has not changed since.
   void TakePrefetch(client::OpenFile& f, const std::shared_ptr<client::Prefetch>& pf, uint64_t gen);
+  // One try of Client::Pread (which retries it after a Refresh).
+  Result<size_t> PreadOnce(int fd, void* buf, size_t n, uint64_t offset);
   Status FlushLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);
@@ -196,7 +224,7 @@ struct Client::Impl {
   // (close-to-open: meta's size, layout and version win over what nothing
   // of ours is still changing).
   int AddHandle(const proto::Attr& attr, const proto::Layout& layout, int flags, const proto::Cred& cred,
-                const std::string& path);
+                const std::string& path, const proto::RepoSource* source = nullptr);
   int AddHandleFd(std::shared_ptr<client::Handle> h);
   // Removes a handle; the last one of a file drops the file's state.
   void DropHandle(int fd, const std::shared_ptr<client::Handle>& h);

@@ -13,6 +13,15 @@ namespace stria {
 using rpc::Clock;
 using rpc::Millis;
 
+const char* RepoStateName(RepoState s) {
+  switch (s) {
+    case RepoState::kReleased: return "released";
+    case RepoState::kResident: return "resident";
+    case RepoState::kDirty: return "dirty";
+    default: return "none";
+  }
+}
+
 const char* FileTypeName(FileType t) {
   switch (t) {
     case FileType::kRegular: return "file";
@@ -40,6 +49,7 @@ FileAttr ToFileAttr(const proto::Attr& a) {
   f.nlink = a.nlink();
   f.version = a.version();
   f.rdev = a.rdev();
+  f.repo_state = static_cast<RepoState>(a.repo_state());
   return f;
 }
 

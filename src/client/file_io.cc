@@ -138,7 +138,7 @@ Status Client::Impl::WriteStripes(OpenFile& f, uint64_t offset,
 }
 
 Status Client::Impl::ReadStripes(const proto::Layout& l, const std::string& path, uint64_t offset, char* out,
-                                 size_t len) {
+                                 size_t len, const proto::RepoSource* source) {
   if (len == 0) return Status::Ok();
   if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
     return Err(EIO, "read {}: file has no valid layout", path);
@@ -155,6 +155,12 @@ Status Client::Impl::ReadStripes(const proto::Layout& l, const std::string& path
     req.set_index(c.object);
     req.set_offset(c.object_offset);
     req.set_length(static_cast<uint32_t>(c.length));
+    if (source) {
+      auto* f = req.mutable_fetch();
+      *f->mutable_source() = *source;
+      f->set_stripe_size(l.stripe_size());
+      f->set_stripe_count(l.stripe_count());
+    }
     op.message = req.SerializeAsString();
     op.into = std::span<char>(out + (c.file_offset - offset), c.length);
     ops.push_back(std::move(op));
@@ -356,7 +362,9 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
   if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
   auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
   if (!r.ok()) return r.status().Prefixed("open " + path);
-  return impl_->AddHandle(r->attr(), r->layout(), flags, impl_->cred, path);
+  STRIA_RETURN_IF_ERROR(impl_->HydrateForWrite(impl_->cred, *r, flags, "open " + path));
+  return impl_->AddHandle(r->attr(), r->layout(), flags, impl_->cred, path,
+                          r->has_source() ? &r->source() : nullptr);
 }
 
 Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset) {
@@ -413,8 +421,8 @@ Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
   return done;
 }
 
-Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
-  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t offset) {
+  STRIA_ASSIGN_OR_RETURN(auto h, GetHandle(fd));
   OpenFile* f = h->file.get();
   std::shared_ptr<client::Prefetch> pf;
   uint64_t pf_gen = 0;
@@ -424,16 +432,17 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
     f->prefetch.reset();
     pf_gen = f->gen;
   }
-  if (pf) impl_->TakePrefetch(*f, pf, pf_gen);
+  if (pf) TakePrefetch(*f, pf, pf_gen);
   char* out = static_cast<char*>(buf);
   proto::Layout layout;
   std::string path;
   uint64_t window = 0, gen = 0;   // window > 0: read that much ahead, into the cache
+  std::optional<proto::RepoSource> source;
   {
     std::lock_guard lk(f->mu);
     if (!CanRead(h->flags)) return Err(EBADF, "read {}: not open for reading", h->path);
     if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", h->path);
-    STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // read our own writes, through any handle
+    STRIA_RETURN_IF_ERROR(FlushLocked(*f));   // read our own writes, through any handle
     if (offset >= f->size || n == 0) return size_t(0);
     n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
     // Served from the read-ahead extent when it holds the whole range.
@@ -444,23 +453,25 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
     }
     bool sequential = offset == f->last_read_end || offset == 0;
     uint64_t row = f->layout.stripe_size() * std::max<uint32_t>(1, f->layout.stripe_count());
-    if (impl_->opt.readahead > 0 && sequential) {
-      window = std::max<uint64_t>(impl_->opt.readahead, row);
+    if (opt.readahead > 0 && sequential) {
+      window = std::max<uint64_t>(opt.readahead, row);
       window = n < window ? std::min<uint64_t>(window, f->size - offset) : 0;
     }
     f->last_read_end = offset + n;
     layout = f->layout;
     path = h->path;
     gen = f->gen;
+    if (f->source) source = *f->source;
   }
   // The stores are read without the file's lock: reads of one file (the
   // kernel's parallel read-ahead) go on side by side.
   if (window == 0) {
-    STRIA_RETURN_IF_ERROR(impl_->ReadStripes(layout, path, offset, out, n));
+    STRIA_RETURN_IF_ERROR(ReadStripes(layout, path, offset, out, n, source ? &*source : nullptr));
     return n;
   }
   std::string extent(window, '\0');
-  STRIA_RETURN_IF_ERROR(impl_->ReadStripes(layout, path, offset, extent.data(), window));
+  STRIA_RETURN_IF_ERROR(
+      ReadStripes(layout, path, offset, extent.data(), window, source ? &*source : nullptr));
   std::memcpy(out, extent.data(), n);
   std::lock_guard lk(f->mu);
   if (f->gen == gen) {
@@ -468,6 +479,20 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
     f->rc_offset = offset;
   }
   return n;
+}
+
+Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
+  for (int attempt = 0;; attempt++) {
+    auto r = impl_->PreadOnce(fd, buf, n, offset);
+    if (r.ok() || r.status().code() != ESTALE || attempt == 2) return r;
+    // ESTALE from a store: the bucket object of this released file changed.
+    STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+    {
+      std::lock_guard lk(h->file->mu);
+      if (!h->file->source) return r;
+    }
+    STRIA_RETURN_IF_ERROR(impl_->Refresh(*h->file, "read " + h->path));
+  }
 }
 
 Result<size_t> Client::Read(int fd, void* buf, size_t n) {

@@ -25,7 +25,7 @@ proto::Cred ToCred(const Caller& c) {
 // ------------------------------------------------------------ helpers --
 
 int Client::Impl::AddHandle(const proto::Attr& attr, const proto::Layout& layout, int flags,
-                            const proto::Cred& cred, const std::string& path) {
+                            const proto::Cred& cred, const std::string& path, const proto::RepoSource* source) {
   auto h = std::make_shared<client::Handle>();
   h->flags = flags;
   h->cred = cred;
@@ -43,6 +43,9 @@ int Client::Impl::AddHandle(const proto::Attr& attr, const proto::Layout& layout
   }
   OpenFile& f = *h->file;
   std::lock_guard lk(f.mu);
+  // Meta's answer says whether the file is (still) released.
+  if (source) f.source = *source;
+  else f.source.reset();
   if (fresh) {
     f.path = path;
     f.ino = attr.ino();
@@ -127,6 +130,9 @@ Result<proto::Attr> Client::Impl::TruncateIno(const proto::Cred& c, uint64_t ino
   if (!cur.ok()) return cur.status().Prefixed(what);
   if (cur->attr().type() == proto::FT_DIR) return Err(EISDIR, "{}: is a directory", what);
   if (cur->attr().type() != proto::FT_REG) return Err(EINVAL, "{}: not a regular file", what);
+  // A released file's data is fetched whole before it is cut (to 0: meta
+  // simply gives it fresh objects).
+  if (size > 0 && cur->attr().repo_state() == proto::RS_RELEASED) STRIA_RETURN_IF_ERROR(HydrateIno(c, ino, what));
   // Shrinking cuts the objects, also bytes we sent but did not commit yet
   // (size 0 needs no store call: meta gives the file fresh objects and
   // frees the old ones).
@@ -375,11 +381,14 @@ Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags, bool p
   if (flags & O_TRUNC) *req.mutable_mid() = impl_->NextMid();
   auto r = impl_->MetaCall<proto::OpenReply>(proto::OPEN, req);
   if (!r.ok()) return r.status();
+  std::string what = fmt::format("inode {}", ino);
+  STRIA_RETURN_IF_ERROR(impl_->HydrateForWrite(cred, *r, flags, "open " + what));
   OpenedFile out;
-  out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, fmt::format("inode {}", ino));
+  out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, what,
+                            r->has_source() ? &r->source() : nullptr);
   out.attr = impl_->WithLocalSize(r->attr());
   // Only bytes of the very version this open sees may be served.
-  if (pf && r->attr().version() == pf_version && r->layout().object_id() == pf_layout.object_id() &&
+  if (pf && !r->has_source() && r->attr().version() == pf_version && r->layout().object_id() == pf_layout.object_id() &&
       r->attr().size() == pf->data.size()) {
     if (auto h = impl_->GetHandle(out.fd); h.ok()) {
       auto& f = *(*h)->file;

@@ -6,6 +6,7 @@
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
+#include "meta/ops_internal.h"
 
 namespace stria::meta {
 
@@ -113,6 +114,7 @@ Result<std::string> OpStoreHeartbeat(Ctx& c, Txn& t, const std::string& msg) {
     }
     else t.Put(keys::Garbage(ref.seq()), left.SerializeAsString());
   }
+  for (const auto& h : req.hydrated()) STRIA_RETURN_IF_ERROR(ApplyHydrated(c, t, h));
   proto::StoreHeartbeatReply rep;
   int64_t now = MonoMs();
   std::unique_ptr<rocksdb::Iterator> it(c.db()->NewIterator(rocksdb::ReadOptions()));

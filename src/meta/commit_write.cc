@@ -17,6 +17,7 @@ Result<std::string> OpCommitWrite(Ctx& c, Txn& t, const std::string& msg) {
                "since went to its old objects and are not in the file",
                req.ino());
   }
+  STRIA_RETURN_IF_ERROR(CheckHydrated(rec, "commit"));
   auto* a = rec.mutable_attr();
   a->set_size(std::max(a->size(), req.min_size()));
   int64_t mtime = req.mtime_ns() ? req.mtime_ns() : NowNs();

@@ -38,7 +38,9 @@ Result<std::string> OpLookup(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto r, Child(c, t, dir, req.name(), req.cred()));
   proto::LookupReply rep;
   *rep.mutable_attr() = r.attr();
-  if (r.attr().type() == proto::FT_REG) *rep.mutable_layout() = r.layout();
+  // The layout lets a client read a small file while its OPEN is on the
+  // way; a released file's objects are not filled yet: no layout then.
+  if (r.attr().type() == proto::FT_REG && RepoStateOf(r) != proto::RS_RELEASED) *rep.mutable_layout() = r.layout();
   return rep.SerializeAsString();
 }
 

@@ -58,11 +58,21 @@ class RepoTest : public MetaTest {
     o.set_is_dir(true);
     return o;
   }
-  Status Open(uint64_t ino, uint32_t flags) {
+  Result<proto::OpenReply> OpenFile(uint64_t ino, uint32_t flags) {
     proto::OpenRequest req;
     req.set_ino(ino);
     req.set_flags(flags);
-    return Call<proto::OpenReply>(proto::OPEN, req).status();
+    return Call<proto::OpenReply>(proto::OPEN, req);
+  }
+  Status Open(uint64_t ino, uint32_t flags) { return OpenFile(ino, flags).status(); }
+  Result<proto::Attr> Hydrated(uint64_t ino, uint64_t object_id, std::vector<uint32_t> indexes) {
+    proto::RepoHydratedRequest req;
+    req.mutable_hydrated()->set_ino(ino);
+    req.mutable_hydrated()->set_object_id(object_id);
+    for (uint32_t i : indexes) req.mutable_hydrated()->add_indexes(i);
+    auto r = Call<proto::RepoHydratedReply>(proto::REPO_HYDRATED, req);
+    if (!r.ok()) return r.status();
+    return r->attr();
   }
 };
 
@@ -166,8 +176,12 @@ TEST_F(RepoTest, LazyImportLevelByLevel) {
   EXPECT_EQ(n.released_files(), 2u);
   EXPECT_EQ(n.released_bytes(), 1024u);
 
-  // A released file is never read as zeros; O_TRUNC makes it new and dirty.
-  EXPECT_EQ(Open(a->ino(), O_RDONLY).code(), ENODATA);
+  // A released file opens with where its bytes are; O_TRUNC makes it new and dirty.
+  auto opened = OpenFile(a->ino(), O_RDONLY);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(opened->source().key(), "train/a.bin");
+  EXPECT_EQ(opened->source().size(), 1000u);
+  EXPECT_EQ(opened->attr().repo_state(), proto::RS_RELEASED);
   ASSERT_TRUE(Open(a->ino(), O_WRONLY | O_TRUNC).ok());
   n = CountsOf(d->ino());
   EXPECT_EQ(n.released_files(), 1u);
@@ -207,6 +221,83 @@ TEST_F(RepoTest, ImportNeedsALinkedDirectory) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(Import(d->ino(), {File("a", 1)}, true).status().code(), EINVAL);
   EXPECT_TRUE(Lookup(d->ino(), "a").status().code() == ENOENT);
+}
+
+// A released file: open hands out its source; its data may not change
+// until it is hydrated; reports of fetched stripe objects make it resident
+// when all of its objects are in, and stale reports change nothing.
+TEST_F(RepoTest, HydrationMakesAFileResident) {
+  auto d = Mkdir(1, "data");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
+  proto::SetLayoutRequest sl;   // 4 KiB stripes over both targets
+  sl.set_ino(d->ino());
+  sl.mutable_layout()->set_stripe_size(4096);
+  sl.mutable_layout()->set_stripe_count(2);
+  ASSERT_TRUE(Call<proto::SetLayoutReply>(proto::SET_LAYOUT, sl).ok());
+  ASSERT_TRUE(Import(d->ino(), {File("big", 3 * 4096 + 100), File("small", 100), File("empty", 0)}, true).ok());
+  auto big = Lookup(d->ino(), "big");
+  auto small = Lookup(d->ino(), "small");
+  auto empty = Lookup(d->ino(), "empty");
+  ASSERT_TRUE(big.ok() && small.ok() && empty.ok());
+  EXPECT_EQ(big->repo_state(), proto::RS_RELEASED);
+  EXPECT_EQ(empty->repo_state(), proto::RS_RESIDENT);   // nothing to fetch
+  proto::LookupRequest lr;
+  lr.set_parent(d->ino());
+  lr.set_name("big");
+  EXPECT_FALSE(Call<proto::LookupReply>(proto::LOOKUP, lr)->has_layout());   // no read before open
+
+  auto o = OpenFile(big->ino(), O_RDONLY);
+  ASSERT_TRUE(o.ok());
+  ASSERT_TRUE(o->has_source());
+  EXPECT_EQ(o->source().etag(), "\"e-big\"");
+  EXPECT_EQ(o->source().link().url(), "s3://bucket/train");
+  EXPECT_EQ(o->source().ino(), big->ino());
+  EXPECT_FALSE(OpenFile(empty->ino(), O_RDONLY)->has_source());
+  uint64_t oid = o->layout().object_id();
+
+  // Its data cannot change before it is in: a write or a cut would mix
+  // with bytes still to come from the bucket.
+  proto::CommitWriteRequest cw;
+  cw.set_ino(big->ino());
+  cw.set_min_size(10);
+  EXPECT_EQ(Call<proto::CommitWriteReply>(proto::COMMIT_WRITE, cw).status().code(), ENODATA);
+  proto::SetAttrRequest sa;
+  sa.set_ino(big->ino());
+  sa.set_mask(proto::SA_SIZE);
+  sa.set_size(10);
+  EXPECT_EQ(Call<proto::SetAttrReply>(proto::SET_ATTR, sa).status().code(), ENODATA);
+
+  // Object 0 in: still released; a report about other objects changes nothing.
+  auto h = Hydrated(big->ino(), oid, {0});
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->repo_state(), proto::RS_RELEASED);
+  EXPECT_EQ(Hydrated(big->ino(), oid + 12345, {1})->repo_state(), proto::RS_RELEASED);
+  // Through a store's heartbeat, as stores report it.
+  proto::StoreHeartbeatRequest hb;
+  hb.set_store_id(store_id_);
+  auto* rh = hb.add_hydrated();
+  rh->set_ino(big->ino());
+  rh->set_object_id(oid);
+  rh->add_indexes(1);
+  ASSERT_TRUE(Call<proto::StoreHeartbeatReply>(proto::STORE_HEARTBEAT, hb).ok());
+  EXPECT_EQ(GetAttr(big->ino())->repo_state(), proto::RS_RESIDENT);
+  EXPECT_FALSE(OpenFile(big->ino(), O_RDONLY)->has_source());
+  // 100 bytes live in object 0 only.
+  EXPECT_EQ(Hydrated(small->ino(), OpenFile(small->ino(), O_RDONLY)->layout().object_id(), {0})->repo_state(),
+            proto::RS_RESIDENT);
+  auto n = CountsOf(d->ino());
+  EXPECT_EQ(n.released_files(), 0u);
+  EXPECT_EQ(n.resident_files(), 3u);
+  EXPECT_EQ(n.resident_bytes(), 3 * 4096 + 200u);
+  // Resident: its data may change now, and it becomes dirty.
+  EXPECT_TRUE(Call<proto::CommitWriteReply>(proto::COMMIT_WRITE, cw).ok());
+  EXPECT_EQ(GetAttr(big->ino())->repo_state(), proto::RS_DIRTY);
+  // Reports about a file that is no longer released change nothing.
+  EXPECT_EQ(Hydrated(big->ino(), oid, {0, 1})->repo_state(), proto::RS_DIRTY);
+  // Reports about a removed file are no error.
+  ASSERT_TRUE(Unlink(d->ino(), "small").ok());
+  EXPECT_TRUE(Call<proto::StoreHeartbeatReply>(proto::STORE_HEARTBEAT, hb).ok());
 }
 
 }  // namespace

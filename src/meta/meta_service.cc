@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/util.h"
+#include "meta/ops_internal.h"
 #include "meta/kv_schema.h"
 
 namespace stria::meta {
@@ -252,6 +253,10 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::REPO_LIST, {OpRepoList, "repo list", false}},
       {proto::REPO_DIR_INFO, {OpRepoDirInfo, "repo dir info", false}},
       {proto::REPO_IMPORT, {OpRepoImport, "repo import", true}},
+      {proto::REPO_HYDRATED, {OpRepoHydrated, "repo hydrated", false}},
+      {proto::REPO_REFRESH, {OpRepoRefresh, "repo refresh", false}},
+      {proto::REPO_EXPORTED, {OpRepoExported, "repo exported", false}},
+      {proto::REPO_RELEASE, {OpRepoRelease, "repo release", false}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
   };
@@ -328,9 +333,6 @@ Result<InodeRecord> MetaService::GetInode(Txn& t, uint64_t ino) {
   return r;
 }
 
-namespace {
-
-// A file's state under a link, as its record says it now.
 proto::RepoState RepoStateOf(const InodeRecord& r) {
   if (r.repo_root() == 0 || r.attr().type() != proto::FT_REG) return proto::RS_NONE;
   auto s = r.repo_state();
@@ -339,6 +341,8 @@ proto::RepoState RepoStateOf(const InodeRecord& r) {
   }
   return s;
 }
+
+namespace {
 
 void Count(proto::RepoCounts& n, proto::RepoState s, uint64_t size, int sign) {
   auto add = [sign](uint64_t v, uint64_t d) { return sign > 0 ? v + d : (v >= d ? v - d : 0); };
@@ -384,6 +388,8 @@ void MetaService::PutInode(Txn& t, const InodeRecord& rec) {
     // Keep the link's counts in step: the state is derived from the record.
     InodeRecord r = rec;
     r.set_repo_state(RepoStateOf(rec));
+    r.mutable_attr()->set_repo_state(r.repo_state());   // replies carry it
+    if (r.repo_state() != proto::RS_RELEASED) r.clear_repo_hydrated();
     auto old = GetInode(t, rec.attr().ino());
     Status st = CountRepo(t, old.ok() ? &*old : nullptr, &r);
     if (!st.ok()) spdlog::error("inode {}: {}", rec.attr().ino(), st.ToString());

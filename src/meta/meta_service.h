@@ -192,6 +192,10 @@ Result<std::string> OpRepoUnlink(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoList(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoDirInfo(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoImport(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoHydrated(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoRefresh(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoExported(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoRelease(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
 

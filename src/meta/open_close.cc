@@ -24,20 +24,19 @@ Result<std::string> OpOpen(Ctx& c, Txn& t, const std::string& msg) {
   if (rec.attr().type() == proto::FT_DIR && write) return Err(EISDIR, "open: inode {} is a directory", req.ino());
   int mask = (acc == O_RDONLY || acc == O_RDWR ? kMayRead : 0) | (write ? kMayWrite : 0);
   STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), mask, "open"));
-  if (rec.repo_state() == proto::RS_RELEASED && rec.attr().size() > 0 && !(req.flags() & O_TRUNC)) {
-    // Never zeros in place of data that is only in the bucket.
-    return Err(ENODATA, "open: inode {} is released (its data is only in the bucket, object '{}'); "
-               "hydration on first read is not implemented yet",
-               req.ino(), rec.repo_key());
-  }
   if ((req.flags() & O_TRUNC) && rec.attr().type() == proto::FT_REG) {
     STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
     c.PutInode(t, rec);
+    STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, req.ino()));   // with its state as stored
   }
+  // A released file: the reads fetch from the bucket what is not in yet
+  // (a writer hydrates it whole first).
+  STRIA_ASSIGN_OR_RETURN(auto source, SourceOf(c, t, rec));
   STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), req.ino()));
   proto::OpenReply rep;
   *rep.mutable_attr() = rec.attr();
   *rep.mutable_layout() = rec.layout();
+  if (source) *rep.mutable_source() = std::move(*source);
   return rep.SerializeAsString();
 }
 

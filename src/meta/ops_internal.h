@@ -39,6 +39,21 @@ void InheritRepo(const InodeRecord& dir, const std::string& name, InodeRecord& c
 // repo_import.cc: EXDEV when a rename would move ino between links, or
 // between a link and the rest of the namespace.
 Status CheckSameRepo(const InodeRecord& from_dir, const InodeRecord& to_dir);
+// meta_service.cc: a file's state under a link, as its record says it
+// now (RS_NONE when not under one).
+proto::RepoState RepoStateOf(const InodeRecord& r);
+// repo_import.cc: the linked directory above inode rec (rec itself when it
+// is the linked one), if its link still exists.
+Result<std::optional<InodeRecord>> LinkRoot(Ctx& c, Txn& t, const InodeRecord& rec);
+// repo_hydrate.cc: where a released file's bytes are (nullopt: the file is
+// not released). EIO when its link is gone.
+Result<std::optional<proto::RepoSource>> SourceOf(Ctx& c, Txn& t, const InodeRecord& file);
+// repo_hydrate.cc: ENODATA when the data of file is not all in Stria: a
+// change of its data would mix with bytes still to come from the bucket.
+Status CheckHydrated(const InodeRecord& file, const char* what);
+// repo_hydrate.cc: records stripe objects of a released file as fetched;
+// the file becomes resident when all are. Stale reports change nothing.
+Status ApplyHydrated(Ctx& c, Txn& t, const proto::RepoHydrated& h);
 // repo_link.cc: files and bytes by state under link root.
 Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
 

@@ -10,9 +10,6 @@
 
 namespace stria::meta {
 
-namespace {
-
-// The linked directory above dir, when the link still exists.
 Result<std::optional<InodeRecord>> LinkRoot(Ctx& c, Txn& t, const InodeRecord& dir) {
   if (dir.repo_root() == 0) return std::optional<InodeRecord>();
   if (dir.repo_root() == dir.attr().ino()) {
@@ -24,6 +21,8 @@ Result<std::optional<InodeRecord>> LinkRoot(Ctx& c, Txn& t, const InodeRecord& d
   if (!root->has_repo_link()) return std::optional<InodeRecord>();
   return std::optional<InodeRecord>(std::move(*root));
 }
+
+namespace {
 
 bool ValidName(const std::string& n) {
   return !n.empty() && n != "." && n != ".." && n.size() <= 255 && n.find('/') == std::string::npos &&
@@ -119,7 +118,8 @@ Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
       *rec.mutable_layout() = layout;
       rec.set_repo_key(dir.repo_key() + o.name());
       rec.set_repo_etag(o.etag());
-      rec.set_repo_state(proto::RS_RELEASED);
+      // An empty object has nothing to fetch: resident at once.
+      rec.set_repo_state(o.size() ? proto::RS_RELEASED : proto::RS_RESIDENT);
       rec.set_repo_clean_version(a->version());
     }
     STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, o.name(), a->ino(), type));

@@ -78,6 +78,7 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
     if (req.size() == 0) {
       STRIA_RETURN_IF_ERROR(TruncateToZero(c, t, rec, req.cred()));
     } else if (req.size() != a->size()) {
+      STRIA_RETURN_IF_ERROR(CheckHydrated(rec, "truncate"));
       a->set_size(req.size());
       a->set_mtime_ns(now);
       a->set_version(a->version() + 1);

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 
 #include <CLI/CLI.hpp>
@@ -23,6 +24,9 @@ int Main(int argc, char** argv) {
                     log_level = "info";
   std::vector<std::string> dirs;
   int workers = 4;
+  Hydrator::Options hyd;
+  hyd.s3.attempt_timeout_ms = 5000;
+  hyd.s3.deadline_ms = 10000;
   app.add_option("--meta", meta, "stria-meta HOST:PORT")->required();
   app.add_option("--target", dirs, "a target directory (repeatable)")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve clients on (port 0: any)");
@@ -31,6 +35,11 @@ int Main(int argc, char** argv) {
   app.add_option("--log", log_file, "log file (default: stderr)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--workers", workers, "disk worker threads")->check(CLI::Range(1, 256));
+  app.add_option("--fetchers", hyd.fetchers, "concurrent GETs when hydrating from buckets")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--repo-timeout-ms", hyd.s3.deadline_ms,
+                 "a bucket fetch (retries included) fails with EIO after this long")
+      ->check(CLI::Range(100, 3600000));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -71,7 +80,14 @@ int Main(int argc, char** argv) {
   auto port = server.Listen(listen_addr->first, listen_addr->second);
   if (!port.ok()) return fail(port.status());
   std::string address = fmt::format("{}:{}", listen_addr->first, *port);
-  StoreService service(&targets, &pool, address);
+  // Hydrated objects go to meta with the store's heartbeats; none can be
+  // reported before the link exists (no target is known until it registers).
+  std::atomic<MetaLink*> link_ptr{nullptr};
+  hyd.s3.attempt_timeout_ms = std::min(hyd.s3.attempt_timeout_ms, hyd.s3.deadline_ms);
+  Hydrator hydrator(hyd, [&link_ptr](const proto::RepoHydrated& h) {
+    if (MetaLink* l = link_ptr.load()) l->AddHydrated(h);
+  });
+  StoreService service(&targets, &pool, address, &hydrator);
   service.RegisterHandlers(server);
   AdminHttp http([&]() -> Status {
     for (auto& t : targets) {
@@ -88,6 +104,7 @@ int Main(int argc, char** argv) {
   // target is unknown (ENOENT).
   server.Start();
   MetaLink link(meta, address, admin_address, &targets, &pool);
+  link_ptr = &link;
   std::mutex fatal_mu;
   Status fatal;
   link.Start([&](const Status& registered) {
@@ -110,6 +127,7 @@ int Main(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", sig);
   link.Stop();
   server.Stop();
+  hydrator.Stop();
   pool.Shutdown();   // queued disk work finishes while server and link still exist
   http.Stop();
   std::lock_guard lk(fatal_mu);

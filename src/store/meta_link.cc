@@ -82,22 +82,31 @@ void MetaLink::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void MetaLink::AddHydrated(const proto::RepoHydrated& h) {
+  std::lock_guard lk(mu_);
+  hydrated_.push_back(h);
+}
+
 Status MetaLink::Beat() {
   proto::StoreHeartbeatRequest req;
   req.set_store_id(store_id_);
   for (auto& t : *targets_) *req.add_targets() = Report(*t);
   std::vector<proto::ObjectRef> sent;
+  std::vector<proto::RepoHydrated> hydrated;
   {
     std::lock_guard lk(mu_);
     sent.swap(freed_);
+    hydrated.swap(hydrated_);
   }
   for (auto& f : sent) *req.add_freed() = f;
+  for (auto& h : hydrated) *req.add_hydrated() = h;
   rpc::CallOptions co;
   co.timeout = rpc::Millis(std::max<uint32_t>(heartbeat_ms_ * 2, 1000));
   auto r = rpc::Call<proto::StoreHeartbeatReply>(*ch_, proto::STORE_HEARTBEAT, req, co);
   if (!r.ok()) {
     std::lock_guard lk(mu_);
     freed_.insert(freed_.end(), sent.begin(), sent.end());   // report them again
+    hydrated_.insert(hydrated_.end(), hydrated.begin(), hydrated.end());
     return r.status();
   }
   for (const auto& ref : r->remove()) {

@@ -33,6 +33,8 @@ class MetaLink {
   // stop a store whose meta never answers.
   void Start(std::function<void(const Status&)> registered);
   void Stop();
+  // Reports a hydrated stripe object to meta with the next heartbeat.
+  void AddHydrated(const proto::RepoHydrated& h);
 
  private:
   void Loop();
@@ -50,6 +52,7 @@ class MetaLink {
   std::condition_variable cv_;
   bool stop_ = false;
   std::vector<proto::ObjectRef> freed_;   // GUARDED_BY(mu_)
+  std::vector<proto::RepoHydrated> hydrated_;   // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

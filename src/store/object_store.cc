@@ -418,7 +418,7 @@ Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
   bool created = false;
   for (uint32_t index : indexes) {
     std::string path = ObjectPath(oid, index);
-    for (const std::string& p : {path, path + ".crc"}) {
+    for (const std::string& p : {path, path + ".crc", path + ".res"}) {
       Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
       if (fd.fd < 0) {
         if (errno == ENOENT) continue;
@@ -467,6 +467,44 @@ Status Target::Remove(uint64_t oid, uint32_t count) {
       }
     }
   }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> Target::LoadResidency(uint64_t oid, uint32_t index) {
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index) + ".res";
+  std::vector<uint8_t> out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return out;
+    return Sys(errno, "target " + dir_ + ": open " + path);
+  }
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return Sys(e, "target " + dir_ + ": read " + path);
+    }
+    if (n == 0) break;
+    out.insert(out.end(), buf, buf + n);
+  }
+  ::close(fd);
+  return out;
+}
+
+Status Target::MarkResident(uint64_t oid, uint32_t index, uint64_t chunk) {
+  std::lock_guard lk(LockFor(oid, index));
+  std::string path = ObjectPath(oid, index) + ".res";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Sys(errno, "target " + dir_ + ": open " + path);
+  const char one = 1;
+  ssize_t n = ::pwrite(fd, &one, 1, static_cast<off_t>(chunk));
+  int e = errno;
+  ::close(fd);
+  if (n != 1) return Sys(n < 0 ? e : EIO, "target " + dir_ + ": write " + path);
   return Status::Ok();
 }
 

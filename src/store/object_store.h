@@ -4,6 +4,7 @@
 //   <dir>/target.json                    {"uuid": ..., "id": N}
 //   <dir>/objects/<xx>/<object_id:016x>.<index>        data (sparse)
 //   <dir>/objects/<xx>/<object_id:016x>.<index>.crc    uint32 LE per block
+//   <dir>/objects/<xx>/<object_id:016x>.<index>.res    hydration: 1 byte per chunk
 //
 // xx is object_id % 256 in hex. No descriptor stays open between calls (a
 // process may hold only 20,000). Thread-safe: calls on different objects run
@@ -53,6 +54,14 @@ class Target {
   // Makes the objects durable: data and checksums, and, for objects created
   // since their last Fsync, the directory entries that name them.
   Status Fsync(uint64_t object_id, const std::vector<uint32_t>& indexes);
+  // Hydration (docs/data_repositories.md): which chunks of an object that is
+  // filled from a bucket are in. Byte c of the .res file is 1 once chunk c
+  // is; an object never hydrated has none.
+  Result<std::vector<uint8_t>> LoadResidency(uint64_t object_id, uint32_t index);
+  // Records chunk c as in. Call it only after the chunk's data is durable
+  // (Write with sync): the mark may then reach the disk before or after,
+  // but never before the data, so a crash leaves a chunk absent or right.
+  Status MarkResident(uint64_t object_id, uint32_t index, uint64_t chunk);
   // Deletes indexes 0..count-1 (absent ones are fine).
   Status Remove(uint64_t object_id, uint32_t count);
   // Bytes of the file system holding the target.

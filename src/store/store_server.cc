@@ -59,8 +59,8 @@ void WorkerPool::Post(std::function<void()> job) {
 }
 
 StoreService::StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool,
-                           std::string name)
-    : targets_(targets), pool_(pool), name_(std::move(name)) {
+                           std::string name, Hydrator* hydrator)
+    : targets_(targets), pool_(pool), name_(std::move(name)), hydrator_(hydrator) {
   auto& reg = metrics::Registry::Default();
   bytes_written_ = &reg.GetCounter("stria_store_bytes_written_total", "Object bytes written");
   bytes_read_ = &reg.GetCounter("stria_store_bytes_read_total", "Object bytes read");
@@ -98,12 +98,26 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
       proto::OBJ_READ, [this, unknown](proto::ObjReadRequest&& req, rpc::Request&&, rpc::Responder resp) {
         Target* t = Find(req.target());
         if (!t) return resp.Fail(unknown(req.target()));
-        if (Status st = CheckRange("read", req.offset(), req.length()); !st.ok()) return resp.Fail(st);
-        pool_->Post([this, t, req = std::move(req), resp] {
+        bool only = req.has_fetch() && req.fetch().hydrate_only();
+        if (Status st = CheckRange("read", req.offset(), only ? 0 : req.length()); !st.ok()) return resp.Fail(st);
+        auto read = [this, t, req, resp] {
+          if (req.has_fetch() && req.fetch().hydrate_only()) return resp.Reply(proto::ObjReadReply());
           auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
           if (!data.ok()) return resp.Fail(data.status());
           bytes_read_->Inc(data->size());
           resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+        };
+        if (!req.has_fetch()) return pool_->Post(std::move(read));
+        // A released file: its missing chunks come from the bucket first.
+        if (!hydrator_) return resp.Fail(Err(ENOTSUP, "store {} does not hydrate from buckets", name_));
+        if (Status st = Hydrator::Validate(req.fetch(), req.index()); !st.ok()) return resp.Fail(st);
+        // Off the io thread: planning reads the object's residency map.
+        pool_->Post([this, t, req = std::move(req), resp, read = std::move(read)]() mutable {
+          hydrator_->Ensure(t, req.ino(), req.index(), req.fetch(), req.offset(), req.length(),
+                            [resp, read = std::move(read)](Status st) mutable {
+                              if (!st.ok()) return resp.Fail(st);
+                              read();
+                            });
         });
       });
   server.HandleTyped<proto::ObjTruncateRequest>(

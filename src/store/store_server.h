@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/rpc.h"
+#include "store/hydrator.h"
 #include "store/object_store.h"
 
 namespace stria::store {
@@ -40,8 +41,10 @@ class StoreService {
  public:
   // targets: by id (ids as meta assigned them; may change after Register).
   // name: how errors name this store (its address).
+  // hydrator: fetches released files' chunks for reads that carry a
+  // RepoFetch (null: such reads fail with ENOTSUP).
   StoreService(std::vector<std::unique_ptr<Target>>* targets, WorkerPool* pool,
-               std::string name = "store");
+               std::string name = "store", Hydrator* hydrator = nullptr);
   void RegisterHandlers(rpc::Server& server);
 
   // The target with this id, or nullptr.
@@ -53,6 +56,7 @@ class StoreService {
   std::vector<std::unique_ptr<Target>>* targets_;
   WorkerPool* pool_;
   std::string name_;
+  Hydrator* hydrator_;
   metrics::Counter* bytes_written_;
   metrics::Counter* bytes_read_;
 };

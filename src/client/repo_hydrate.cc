@@ -1,0 +1,150 @@
+// libstria: a file's moves between Stria and its bucket
+// (docs/data_repositories.md): whole-file hydration (reads of a released
+// file hydrate only what they touch; a writer, a cut or `stria repo warm`
+// needs the whole file in first), export of dirty files and release of
+// resident ones.
+#include <fcntl.h>
+
+#include "client/client_impl.h"
+#include "client/striping.h"
+#include "repo/s3_client.h"
+
+namespace stria {
+
+Result<proto::Attr> Client::Impl::Hydrate(const proto::Cred& c, uint64_t ino, const proto::Layout& l,
+                                          const proto::RepoSource& source, const std::string& what) {
+  if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) {
+    return Err(EIO, "{}: file has no valid layout", what);
+  }
+  // Every object at once, each in pieces that fit a request's length.
+  constexpr uint64_t kPiece = 1ull << 30;
+  std::vector<client::StoreOp> ops;
+  proto::RepoHydratedRequest done;
+  *done.mutable_cred() = c;
+  done.mutable_hydrated()->set_ino(ino);
+  done.mutable_hydrated()->set_object_id(l.object_id());
+  for (uint32_t i = 0; i < l.stripe_count(); i++) {
+    uint64_t len = client::ObjectLength(l.stripe_size(), l.stripe_count(), i, source.size());
+    if (len == 0) continue;
+    done.mutable_hydrated()->add_indexes(i);
+    for (uint64_t off = 0; off < len; off += kPiece) {
+      proto::ObjReadRequest req;
+      req.set_target(l.targets(i));
+      req.set_ino(l.object_id());
+      req.set_index(i);
+      req.set_offset(off);
+      req.set_length(static_cast<uint32_t>(std::min(kPiece, len - off)));
+      auto* f = req.mutable_fetch();
+      *f->mutable_source() = source;
+      f->set_stripe_size(l.stripe_size());
+      f->set_stripe_count(l.stripe_count());
+      f->set_hydrate_only(true);
+      client::StoreOp op;
+      op.target = l.targets(i);
+      op.type = proto::OBJ_READ;
+      op.message = req.SerializeAsString();
+      ops.push_back(std::move(op));
+    }
+  }
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, what));
+  auto r = MetaCall<proto::RepoHydratedReply>(proto::REPO_HYDRATED, done);
+  if (!r.ok()) return r.status().Prefixed(what);
+  return r->attr();
+}
+
+Status Client::Impl::HydrateIno(const proto::Cred& c, uint64_t ino, const std::string& what) {
+  // An open without a session registers nothing: it only asks where the
+  // bytes are.
+  proto::OpenRequest req;
+  *req.mutable_cred() = c;
+  req.set_ino(ino);
+  req.set_flags(O_RDONLY);
+  auto r = MetaCall<proto::OpenReply>(proto::OPEN, req);
+  if (!r.ok()) return r.status().Prefixed(what);
+  if (!r->has_source()) return Status::Ok();
+  return Hydrate(c, ino, r->layout(), r->source(), what).status();
+}
+
+Status Client::Impl::HydrateForWrite(const proto::Cred& c, proto::OpenReply& r, int flags, const std::string& what) {
+  int acc = flags & O_ACCMODE;
+  if (!r.has_source() || acc == O_RDONLY) return Status::Ok();
+  auto attr = Hydrate(c, r.attr().ino(), r.layout(), r.source(), what);
+  if (!attr.ok()) {
+    proto::CloseRequest close;
+    close.set_session(session);
+    close.set_ino(r.attr().ino());
+    (void)MetaCall<proto::CloseReply>(proto::CLOSE, close);
+    return attr.status();
+  }
+  *r.mutable_attr() = *attr;
+  r.clear_source();
+  return Status::Ok();
+}
+
+Result<uint64_t> Client::RepoWarm(const std::string& path) {
+  STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
+  if (r.attr().repo_state() != proto::RS_RELEASED) return uint64_t(0);
+  STRIA_RETURN_IF_ERROR(impl_->HydrateIno(impl_->cred, r.attr().ino(), "repo warm " + path));
+  return r.attr().size();
+}
+
+Result<uint64_t> Client::RepoExport(const std::string& path) {
+  std::string what = "repo export " + path;
+  STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
+  if (r.attr().repo_state() != proto::RS_DIRTY) return uint64_t(0);
+  // Where it goes: its directory's prefix and its name now (a file renamed
+  // since it came from the bucket is exported under its new name).
+  STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
+  proto::RepoDirInfoRequest ir;
+  *ir.mutable_cred() = impl_->cred;
+  ir.set_ino(pn.first);
+  auto info = impl_->MetaCall<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir);
+  if (!info.ok()) return info.status().Prefixed(what);
+  std::string bucket, link_prefix;
+  STRIA_RETURN_IF_ERROR(repo::ParseS3Url(info->link().url(), &bucket, &link_prefix));
+  std::string key = info->prefix() + pn.second;
+  auto s3 = impl_->S3For(info->link());
+  if (!s3.ok()) return s3.status().Prefixed(what);
+
+  STRIA_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY));
+  uint64_t version = 0, size = 0;
+  if (auto h = impl_->GetHandle(fd); h.ok()) {
+    std::lock_guard lk((*h)->file->mu);
+    version = (*h)->file->version;
+    size = (*h)->file->size;
+  }
+  auto read = [&](uint64_t off, uint64_t len, char* buf) -> Status {
+    for (uint64_t done = 0; done < len;) {
+      STRIA_ASSIGN_OR_RETURN(size_t got, Pread(fd, buf + done, len - done, off + done));
+      if (got == 0) return Err(EIO, "{}: the file shrank while it was read", what);
+      done += got;
+    }
+    return Status::Ok();
+  };
+  auto etag = (*s3)->Upload(bucket, key, size, read);
+  (void)Close(fd);
+  if (!etag.ok()) return etag.status().Prefixed(fmt::format("{}: upload to {}/{}", what, bucket, key));
+  proto::RepoExportedRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_ino(r.attr().ino());
+  req.set_version(version);
+  req.set_key(key);
+  req.set_etag(*etag);
+  req.set_size(size);
+  auto done = impl_->MetaCall<proto::RepoExportedReply>(proto::REPO_EXPORTED, req);
+  if (!done.ok()) return done.status().Prefixed(what);
+  return size;
+}
+
+Result<uint64_t> Client::RepoRelease(const std::string& path) {
+  STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
+  if (r.attr().repo_state() != proto::RS_RESIDENT) return uint64_t(0);
+  proto::RepoReleaseRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_ino(r.attr().ino());
+  auto done = impl_->MetaCall<proto::RepoReleaseReply>(proto::REPO_RELEASE, req);
+  if (!done.ok()) return done.status().Prefixed("repo release " + path);
+  return done->attr().repo_state() == proto::RS_RELEASED ? r.attr().size() : 0;
+}
+
+}  // namespace stria

@@ -1,0 +1,66 @@
+// RepoExported and RepoRelease: the two ends of a file's life in the fast
+// tier (docs/data_repositories.md). A client uploads a dirty file and says
+// so; stria-meta makes it clean only if nothing changed it meanwhile.
+// Release frees a clean file's data and keeps its name and attributes.
+#include "common/util.h"
+#include "meta/kv_schema.h"
+#include "meta/meta_service.h"
+#include "meta/ops_internal.h"
+#include "meta/permissions.h"
+
+namespace stria::meta {
+
+Result<std::string> OpRepoExported(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoExportedRequest>(msg, "repo exported"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
+  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
+    return Err(EINVAL, "repo export: inode {} is not a file under a data repository link", req.ino());
+  }
+  if (req.key().empty() || req.etag().empty()) return Err(EINVAL, "repo export: no key or ETag");
+  // Uploaded what is still the content: clean now. Otherwise a later
+  // export sends the newer content.
+  if (RepoStateOf(rec) == proto::RS_DIRTY && rec.attr().version() == req.version() &&
+      rec.attr().size() == req.size()) {
+    rec.set_repo_key(req.key());
+    rec.set_repo_etag(req.etag());
+    rec.set_repo_clean_version(rec.attr().version());
+    rec.set_repo_state(proto::RS_RESIDENT);
+    c.PutInode(t, rec);
+    STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, req.ino()));
+  }
+  proto::RepoExportedReply rep;
+  *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
+}
+
+Result<std::string> OpRepoRelease(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoReleaseRequest>(msg, "repo release"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
+  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayWrite, "repo release"));
+  if (RepoStateOf(rec) == proto::RS_RESIDENT && rec.attr().size() > 0) {
+    // An open file keeps reading its objects: they must stay.
+    if (c.sessions.IsOpen(req.ino())) return Err(EBUSY, "repo release: inode {} is open", req.ino());
+    STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, rec));
+    if (!root) return Err(EINVAL, "repo release: the link of inode {} is gone", req.ino());
+    if (rec.layout().targets_size() > 0) {
+      STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
+      STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
+      rec.mutable_layout()->set_object_id(oid);
+    }
+    // A new version: caches of the old objects must not be trusted.
+    auto* a = rec.mutable_attr();
+    a->set_version(a->version() + 1);
+    a->set_ctime_ns(NowNs());
+    rec.set_repo_clean_version(a->version());
+    rec.set_repo_state(proto::RS_RELEASED);
+    rec.clear_repo_hydrated();
+    c.PutInode(t, rec);
+    STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, req.ino()));
+  }
+  proto::RepoReleaseReply rep;
+  *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
+}
+
+}  // namespace stria::meta

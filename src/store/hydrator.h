@@ -1,0 +1,86 @@
+// Hydration of released files' stripe objects from their bucket
+// (docs/data_repositories.md, "Hydration, precisely").
+//
+// A read that carries a RepoFetch waits until the chunks (stripe units) it
+// covers are in this store. Each missing chunk is fetched once, however
+// many readers wait for it: a ranged GET with If-Match on the ETag, a
+// durable write, then its mark in the object's residency map. Chunks after
+// the ones a read needs are fetched ahead, so that a first sequential read
+// keeps many GETs in flight. When all chunks of an object are in, notify
+// reports it (the store's heartbeat carries it to stria-meta).
+//
+// Credentials come from this process's environment or shared credentials
+// file (the link's profile). Errors: ESTALE when the bucket object changed
+// (412), EIO naming the endpoint, bucket, key and cause for everything else
+// (an unreachable endpoint after S3Options::deadline_ms). Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "proto/stria.pb.h"
+#include "repo/s3_client.h"
+#include "store/object_store.h"
+
+namespace stria::store {
+
+class Hydrator {
+ public:
+  struct Options {
+    int fetchers = 16;     // GETs in flight at once from this store
+    int read_ahead = 8;    // chunks fetched beyond the end of a read
+    repo::S3Options s3;
+  };
+  using Notify = std::function<void(const proto::RepoHydrated&)>;
+
+  Hydrator(Options options, Notify notify);
+  ~Hydrator();
+  // Fails what waits and joins the fetch threads. Idempotent.
+  void Stop();
+
+  // Checks a client's fetch block for object index before any work.
+  static Status Validate(const proto::RepoFetch& f, uint32_t index);
+
+  // Calls done once the chunks of [offset, offset + length) of object
+  // (object_id, index) on t are in (now, or later from a fetch thread), or
+  // with the error that stopped one of them.
+  void Ensure(Target* t, uint64_t object_id, uint32_t index, const proto::RepoFetch& fetch, uint64_t offset,
+              uint64_t length, std::function<void(Status)> done);
+
+ private:
+  struct Need;
+  struct Object;
+  struct Job;
+  using Key = std::tuple<uint32_t, uint64_t, uint32_t>;   // target, object id, index
+
+  void Run();
+  void Fetch(const Job& job);
+  // The object's state, read from its residency map on first use. Needs mu_.
+  std::shared_ptr<Object> FindOrLoad(const Key& key, Target* t, uint64_t chunks, Status* st);
+  void Report(uint64_t ino, uint64_t object_id, uint32_t index);
+  Result<std::shared_ptr<repo::S3Client>> ClientFor(const proto::RepoLink& link);
+  // Drops objects nobody waits on when the map grows large. Needs mu_.
+  void Trim();
+
+  Options options_;
+  Notify notify_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                        // GUARDED_BY(mu_)
+  std::map<Key, std::shared_ptr<Object>> objects_;   // GUARDED_BY(mu_)
+  std::deque<Job> demand_, ahead_;           // GUARDED_BY(mu_): reads wait on demand_
+  std::vector<std::thread> threads_;
+  std::mutex s3_mu_;
+  std::map<std::string, std::shared_ptr<repo::S3Client>> s3_;   // GUARDED_BY(s3_mu_)
+};
+
+}  // namespace stria::store

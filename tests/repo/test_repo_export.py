@@ -1,0 +1,168 @@
+"""Export, release and warm: dirty files go back to the bucket (one PUT or
+a multipart upload), resident files give their space back and come again
+on the next read, and released files are fetched ahead of a job.
+
+    STRIA_BIN_DIR=build-test/bin /usr/bin/python3 -m pytest -q tests/repo/test_repo_export.py
+"""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
+from conftest import Cluster, Mount, bin_path  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
+from s3_fixtures import s3  # noqa: E402,F401 (a fixture)
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def proxy(s3):
+    p = FaultProxy(s3.endpoint, s3.access_key, s3.secret_key, s3.region).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def s3c(s3):
+    return boto3.client("s3", endpoint_url=s3.endpoint, region_name=s3.region,
+                        aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
+                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+
+
+@pytest.fixture(scope="module")
+def bucket(s3c):
+    name = "stria-export-" + uuid.uuid4().hex[:10]
+    s3c.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def cluster(s3):
+    saved = dict(os.environ)
+    os.environ.update({"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})
+    c = Cluster()
+    yield c
+    c.down()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def mount(cluster):
+    m = Mount(cluster)
+    yield m
+    m.stop()
+
+
+def link(cluster, proxy, bucket):
+    prefix = "p-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url)
+    return d, prefix
+
+
+def counts(cluster, d):
+    return json.loads(cluster.stria("repo", "status", d, "--json").stdout)["counts"]
+
+
+def run_json(cluster, *args):
+    return json.loads(cluster.stria(*args, "--json").stdout)
+
+
+def body_of(s3c, bucket, key):
+    return s3c.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def object_gets(proxy):
+    return [e for e in proxy.log() if e.method == "GET" and "list-type" not in (e.query or "")]
+
+
+def test_export_uploads_dirty_files_single_and_multipart(cluster, proxy, bucket, s3c, mount):
+    d, prefix = link(cluster, proxy, bucket)
+    small, big = os.urandom(70000), os.urandom(20 * MiB + 3)   # big: 3 parts of 8 MiB
+    os.makedirs(mount.path + d + "/ckpt/step1")
+    with open(mount.path + d + "/ckpt/step1/small.bin", "wb") as f:
+        f.write(small)
+    with open(mount.path + d + "/ckpt/step1/big.bin", "wb") as f:
+        f.write(big)
+    n = counts(cluster, d)
+    assert n["dirty_files"] == 2 and n["dirty_bytes"] == len(small) + len(big)
+    before = len(proxy.log())
+    r = run_json(cluster, "repo", "export", d)
+    assert r["files"] == 2 and r["bytes"] == len(small) + len(big) and r["failed"] == 0, r
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step1/small.bin") == small
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step1/big.bin") == big
+    posts = [e for e in proxy.log()[before:] if e.method == "POST"]
+    assert any("uploads" in (e.query or "") for e in posts)   # the big one went multipart
+    n = counts(cluster, d)
+    assert n["dirty_files"] == 0 and n["resident_files"] == 2
+    # Nothing dirty: nothing to send.
+    assert run_json(cluster, "repo", "export", d)["files"] == 0
+
+    # A change makes it dirty again; the next export sends the new bytes.
+    with open(mount.path + d + "/ckpt/step1/small.bin", "r+b") as f:
+        f.write(b"CHANGED")
+    assert counts(cluster, d)["dirty_files"] == 1
+    assert run_json(cluster, "repo", "export", d + "/ckpt")["files"] == 1
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step1/small.bin") == b"CHANGED" + small[7:]
+
+    # A renamed file goes to its new name.
+    os.rename(mount.path + d + "/ckpt/step1/small.bin", mount.path + d + "/ckpt/step1/renamed.bin")
+    with open(mount.path + d + "/ckpt/step1/renamed.bin", "ab") as f:
+        f.write(b"!")
+    assert run_json(cluster, "repo", "export", d)["files"] == 1
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step1/renamed.bin") == b"CHANGED" + small[7:] + b"!"
+
+
+def test_release_frees_and_the_next_read_fetches_again(cluster, proxy, bucket, s3c, mount):
+    d, prefix = link(cluster, proxy, bucket)
+    data = os.urandom(5 * MiB + 17)
+    with open(mount.path + d + "/model.bin", "wb") as f:
+        f.write(data)
+    run_json(cluster, "repo", "export", d)
+    # Open anywhere: its objects stay (EBUSY), nothing changes.
+    with open(mount.path + d + "/model.bin", "rb"):
+        r = cluster.stria("repo", "release", d + "/model.bin", check=False)
+        assert r.returncode == 1 and "EBUSY" in r.stderr, r.stderr
+    assert counts(cluster, d)["resident_files"] == 1
+    r = run_json(cluster, "repo", "release", d)
+    assert r["files"] == 1 and r["bytes"] == len(data)
+    n = counts(cluster, d)
+    assert n["released_files"] == 1 and n["resident_files"] == 0
+    st = os.stat(mount.path + d + "/model.bin")
+    assert st.st_size == len(data)   # the metadata stays
+    before = len(object_gets(proxy))
+    with open(mount.path + d + "/model.bin", "rb") as f:
+        assert f.read() == data
+    assert len(object_gets(proxy)) > before   # it came from the bucket
+
+    # Warm fetches it whole ahead of a job; then reads cost no GET.
+    run_json(cluster, "repo", "release", d)
+    r = run_json(cluster, "repo", "warm", d)
+    assert r["files"] == 1 and r["bytes"] == len(data), r
+    assert counts(cluster, d)["resident_files"] == 1   # at once, from the client's report
+    before = len(object_gets(proxy))
+    out = subprocess.run([bin_path("stria"), "cat", d + "/model.bin", "--meta", cluster.meta],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == data
+    assert len(object_gets(proxy)) == before
+
+
+def test_tree_commands_report_bad_paths(cluster, proxy, bucket):
+    r = cluster.stria("repo", "export", "/", check=False)
+    assert r.returncode == 1 and "not under a data repository link" in r.stderr
+    d, _ = link(cluster, proxy, bucket)
+    r = cluster.stria("repo", "warm", d + "/missing", check=False)
+    assert r.returncode == 1 and "ENOENT" in r.stderr
+    r = cluster.stria("repo", "release", d, "--jobs", "0", check=False)
+    assert r.returncode != 0 and "jobs" in r.stderr
