@@ -113,6 +113,15 @@ struct RepoLinkInfo {
   RepoCounts counts;
 };
 
+// What `repo sync` changed.
+struct RepoSyncResult {
+  uint64_t directories = 0;   // levels compared with the bucket
+  uint64_t created = 0;       // new objects and prefixes
+  uint64_t changed = 0;       // clean files whose object changed: released, to be fetched anew
+  uint64_t removed = 0;       // clean files whose object is gone
+  uint64_t skipped = 0;       // dirty or open files left as they are, names that cannot be files
+};
+
 struct TargetStatus {
   uint32_t id = 0;
   uint32_t store_id = 0;
@@ -247,6 +256,11 @@ class Client {
   // later read fetches it again. EBUSY while it is open anywhere. Returns
   // the bytes freed (0: not resident).
   Result<uint64_t> RepoRelease(const std::string& path);
+  // Brings the directory at path and every listed one below it in step
+  // with the bucket: new objects appear, changed ones are fetched anew on
+  // their next read, deleted ones go (dirty files stay: their export puts
+  // them back). Levels never looked at need nothing: they import whole.
+  Result<RepoSyncResult> RepoSync(const std::string& path);
 
   // ---- cluster ----
   Result<ClusterStatus> GetClusterStatus();

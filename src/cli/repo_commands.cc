@@ -54,7 +54,16 @@ std::string Join(const std::string& dir, const std::string& name) {
 }
 
 // Imports every level under path: listing a directory imports its level.
-Status ImportTree(Client& c, const std::string& path, uint64_t* dirs, uint64_t* files, uint64_t* bytes) {
+// Calls on_file for every entry that is not a directory at or under path
+// (a directory is walked whole, its bucket levels imported on the way) and
+// counts the directories.
+Status Walk(Client& c, const std::string& path, const std::function<void(const std::string&, const FileAttr&)>& on_file,
+            uint64_t* dirs) {
+  STRIA_ASSIGN_OR_RETURN(auto st, c.Stat(path));
+  if (st.type != FileType::kDirectory) {
+    on_file(path, st);
+    return Status::Ok();
+  }
   uint64_t cookie = 0;
   std::vector<std::string> subdirs;
   while (true) {
@@ -63,17 +72,13 @@ Status ImportTree(Client& c, const std::string& path, uint64_t* dirs, uint64_t* 
     for (size_t i = 0; i < page->entries.size(); i++) {
       const auto& e = page->entries[i];
       cookie = e.cookie;
-      if (e.type == FileType::kDirectory) {
-        subdirs.push_back(Join(path, e.name));
-      } else {
-        (*files)++;
-        *bytes += page->attrs[i].size;
-      }
+      if (e.type == FileType::kDirectory) subdirs.push_back(Join(path, e.name));
+      else on_file(Join(path, e.name), page->attrs[i]);
     }
     if (page->eof || page->entries.empty()) break;
   }
   (*dirs)++;
-  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(ImportTree(c, d, dirs, files, bytes));
+  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(Walk(c, d, on_file, dirs));
   return Status::Ok();
 }
 
@@ -91,34 +96,6 @@ Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
   return *best;
 }
 
-// Regular files at or under path whose state is `state` (a directory is
-// walked whole, its bucket levels imported on the way), with their sizes.
-Status FilesIn(Client& c, const std::string& path, RepoState state,
-               std::vector<std::pair<std::string, uint64_t>>* out) {
-  STRIA_ASSIGN_OR_RETURN(auto st, c.Stat(path));
-  if (st.type != FileType::kDirectory) {
-    if (st.type == FileType::kRegular && st.repo_state == state) out->emplace_back(path, st.size);
-    return Status::Ok();
-  }
-  uint64_t cookie = 0;
-  std::vector<std::string> subdirs;
-  while (true) {
-    auto page = c.ReadDirPage(path, cookie, 1024, true);
-    if (!page.ok()) return page.status();
-    for (size_t i = 0; i < page->entries.size(); i++) {
-      const auto& e = page->entries[i];
-      cookie = e.cookie;
-      if (e.type == FileType::kDirectory) subdirs.push_back(Join(path, e.name));
-      else if (e.type == FileType::kRegular && page->attrs[i].repo_state == state) {
-        out->emplace_back(Join(path, e.name), page->attrs[i].size);
-      }
-    }
-    if (page->eof || page->entries.empty()) break;
-  }
-  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(FilesIn(c, d, state, out));
-  return Status::Ok();
-}
-
 // Runs op on every file of `state` at or under paths, `jobs` files at a
 // time: a progress line on a terminal, one summary (or --json figures) at
 // the end, each failure on stderr; fails when any file failed.
@@ -128,7 +105,13 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   std::vector<std::pair<std::string, uint64_t>> files;
   for (const auto& p : paths) {
     STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
-    STRIA_RETURN_IF_ERROR(FilesIn(c, p, state, &files));
+    uint64_t dirs = 0;
+    STRIA_RETURN_IF_ERROR(Walk(
+        c, p,
+        [&](const std::string& f, const FileAttr& a) {
+          if (a.type == FileType::kRegular && a.repo_state == state) files.emplace_back(f, a.size);
+        },
+        &dirs));
   }
   uint64_t total = 0;
   for (auto& f : files) total += f.second;
@@ -287,7 +270,13 @@ void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& a
       STRIA_RETURN_IF_ERROR(LinkOf(c, path).status());
       uint64_t dirs = 0, files = 0, bytes = 0;
       auto t0 = std::chrono::steady_clock::now();
-      STRIA_RETURN_IF_ERROR(ImportTree(c, path, &dirs, &files, &bytes));
+      STRIA_RETURN_IF_ERROR(Walk(
+          c, path,
+          [&](const std::string&, const FileAttr& a) {
+            files++;
+            bytes += a.size;
+          },
+          &dirs));
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (json_out) {
         std::cout << json{{"path", path}, {"directories", dirs}, {"files", files}, {"bytes", bytes}, {"seconds", s}}
@@ -330,6 +319,34 @@ void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& a
       };
     });
   }
+
+  auto* sync = repo->add_subcommand("sync", "bring PATH in step with its bucket: new, changed and deleted objects");
+  add_client_flags(sync);
+  sync->add_option("path", path, "a linked directory or one under it")->required();
+  sync->add_flag("--json", json_out, "JSON output");
+  sync->callback([&] {
+    cmd_name = "repo sync";
+    action = [&](Client& c) -> Status {
+      STRIA_RETURN_IF_ERROR(LinkOf(c, path).status());
+      auto t0 = std::chrono::steady_clock::now();
+      STRIA_ASSIGN_OR_RETURN(auto r, c.RepoSync(path));
+      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (json_out) {
+        std::cout << json{{"path", path},         {"directories", r.directories}, {"created", r.created},
+                          {"changed", r.changed}, {"removed", r.removed},         {"skipped", r.skipped},
+                          {"seconds", s}}
+                         .dump(2)
+                  << "\n";
+      } else {
+        std::printf("%s: %llu directories compared; %llu new, %llu changed, %llu removed, %llu left as they are "
+                    "(dirty or open) in %.1f s\n",
+                    path.c_str(), static_cast<unsigned long long>(r.directories),
+                    static_cast<unsigned long long>(r.created), static_cast<unsigned long long>(r.changed),
+                    static_cast<unsigned long long>(r.removed), static_cast<unsigned long long>(r.skipped), s);
+      }
+      return Status::Ok();
+    };
+  });
 
   auto* status = repo->add_subcommand("status", "files and bytes by state under the link of PATH");
   add_client_flags(status);

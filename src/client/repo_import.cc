@@ -1,6 +1,8 @@
 // libstria: imports a level of a linked bucket when meta asks for it
 // (EREMOTE), so that linking a bucket of millions of objects costs nothing
 // until its directories are looked at (docs/data_repositories.md).
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "client/client_impl.h"
@@ -112,6 +114,93 @@ Status Client::Impl::ImportDir(uint64_t ino) {
   } while (!token.empty());
   spdlog::debug("{}: {} names under '{}'", what, objects, prefix);
   return Status::Ok();
+}
+
+Result<RepoSyncResult> Client::RepoSync(const std::string& path) {
+  RepoSyncResult out;
+  std::string what = "repo sync " + path;
+  STRIA_ASSIGN_OR_RETURN(auto top, impl_->Resolve(path, true));
+  if (top.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "{}: not a directory", what);
+  std::vector<std::pair<uint64_t, std::string>> todo = {{top.attr().ino(), path}};
+  while (!todo.empty()) {
+    auto [ino, dir] = todo.back();
+    todo.pop_back();
+    proto::RepoDirInfoRequest ir;
+    *ir.mutable_cred() = impl_->cred;
+    ir.set_ino(ino);
+    auto info = impl_->MetaCall<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir);
+    if (!info.ok()) return info.status().Prefixed(what);
+    if (info->unlisted()) continue;   // imported whole when first looked at
+    std::string bucket, link_prefix;
+    STRIA_RETURN_IF_ERROR(repo::ParseS3Url(info->link().url(), &bucket, &link_prefix));
+    auto s3c = impl_->S3For(info->link());
+    if (!s3c.ok()) return s3c.status().Prefixed(what);
+    const std::string& prefix = info->prefix();
+    auto level = (*s3c)->ListAll(bucket, prefix, "/");
+    if (!level.ok()) return level.status().Prefixed(fmt::format("{}: list {}/{}", what, bucket, prefix));
+    std::vector<proto::RepoObject> objects;
+    std::set<std::string> names;
+    for (const auto& o : level->objects) {
+      if (o.key.size() <= prefix.size()) continue;
+      proto::RepoObject r;
+      r.set_name(o.key.substr(prefix.size()));
+      r.set_size(o.size);
+      r.set_etag(o.etag);
+      r.set_mtime_ns(o.mtime_ns);
+      names.insert(r.name());
+      objects.push_back(std::move(r));
+    }
+    for (const auto& p : level->common_prefixes) {
+      if (p.size() <= prefix.size() + 1) continue;
+      proto::RepoObject r;
+      r.set_name(p.substr(prefix.size(), p.size() - prefix.size() - 1));
+      r.set_is_dir(true);
+      objects.push_back(std::move(r));
+    }
+    // What is here now: clean files whose object is gone go; the
+    // directories that were here already are compared in turn.
+    std::vector<std::string> deleted;
+    uint64_t cookie = 0;
+    while (true) {
+      STRIA_ASSIGN_OR_RETURN(auto page, ReadDirPage(dir, cookie, 1024, true));
+      for (size_t k = 0; k < page.entries.size(); k++) {
+        const auto& e = page.entries[k];
+        cookie = e.cookie;
+        std::string child = dir == "/" ? "/" + e.name : dir + "/" + e.name;
+        if (e.type == FileType::kDirectory) todo.push_back({e.ino, child});
+        RepoState st = page.attrs[k].repo_state;
+        if (e.type == FileType::kRegular && !names.count(e.name) &&
+            (st == RepoState::kReleased || st == RepoState::kResident)) {
+          deleted.push_back(e.name);
+        }
+      }
+      if (page.eof || page.entries.empty()) break;
+    }
+    // Pages: the objects, then the deletions (10,000 names a request at most).
+    constexpr size_t kPage = 5000;
+    std::vector<proto::RepoSyncRequest> reqs;
+    for (size_t off = 0; off < objects.size(); off += kPage) {
+      reqs.emplace_back();
+      for (size_t k = off; k < std::min(objects.size(), off + kPage); k++) *reqs.back().add_objects() = objects[k];
+    }
+    for (size_t off = 0; off < deleted.size(); off += kPage) {
+      reqs.emplace_back();
+      for (size_t k = off; k < std::min(deleted.size(), off + kPage); k++) reqs.back().add_deleted(deleted[k]);
+    }
+    for (auto& req : reqs) {
+      *req.mutable_cred() = impl_->cred;
+      *req.mutable_mid() = impl_->NextMid();
+      req.set_ino(ino);
+      auto rep = impl_->MetaCall<proto::RepoSyncReply>(proto::REPO_SYNC, req);
+      if (!rep.ok()) return rep.status().Prefixed(fmt::format("{}: {}", what, dir));
+      out.created += rep->created();
+      out.changed += rep->changed();
+      out.removed += rep->removed();
+      out.skipped += rep->skipped();
+    }
+    out.directories++;
+  }
+  return out;
 }
 
 }  // namespace stria

@@ -54,6 +54,13 @@ Status CheckHydrated(const InodeRecord& file, const char* what);
 // repo_hydrate.cc: records stripe objects of a released file as fetched;
 // the file becomes resident when all are. Stale reports change nothing.
 Status ApplyHydrated(Ctx& c, Txn& t, const proto::RepoHydrated& h);
+// repo_hydrate.cc: file rec takes the bucket's new content (size, ETag,
+// mtime): fresh, empty objects (the old ones freed), released, not dirty.
+Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string& etag, int64_t mtime_ns);
+// repo_import.cc: creates the name of bucket object (or prefix) o in dir
+// unless it exists; false when o's name cannot be a file name.
+Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
+                          int64_t now);
 // repo_link.cc: files and bytes by state under link root.
 Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
 

@@ -76,28 +76,33 @@ Result<std::string> OpRepoHydrated(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string& etag, int64_t mtime_ns) {
+  if (size > (1ull << 60)) return Err(EINVAL, "inode {}: object size {} is out of range", rec.attr().ino(), size);
+  // Fresh objects: chunks of the old content may be in the old ones.
+  if (rec.layout().targets_size() > 0) {
+    STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
+    STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
+    rec.mutable_layout()->set_object_id(oid);
+  }
+  auto* a = rec.mutable_attr();
+  a->set_size(size);
+  if (mtime_ns) a->set_mtime_ns(mtime_ns);
+  a->set_ctime_ns(NowNs());
+  a->set_version(a->version() + 1);
+  rec.set_repo_clean_version(a->version());   // the bucket's content, not a change of ours
+  rec.set_repo_etag(etag);
+  rec.clear_repo_hydrated();
+  rec.set_repo_state(size ? proto::RS_RELEASED : proto::RS_RESIDENT);
+  c.PutInode(t, rec);
+  return Status::Ok();
+}
+
 Result<std::string> OpRepoRefresh(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoRefreshRequest>(msg, "repo refresh"));
   STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
   STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo refresh"));
-  if (req.size() > (1ull << 60)) return Err(EINVAL, "repo refresh: size {} is out of range", req.size());
   if (RepoStateOf(rec) == proto::RS_RELEASED && rec.repo_etag() == req.old_etag() && req.etag() != req.old_etag()) {
-    // Fresh objects: chunks of the old content may be in the old ones.
-    if (rec.layout().targets_size() > 0) {
-      STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
-      STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
-      rec.mutable_layout()->set_object_id(oid);
-    }
-    auto* a = rec.mutable_attr();
-    a->set_size(req.size());
-    if (req.mtime_ns()) a->set_mtime_ns(req.mtime_ns());
-    a->set_ctime_ns(NowNs());
-    a->set_version(a->version() + 1);
-    rec.set_repo_clean_version(a->version());   // still released, not dirty
-    rec.set_repo_etag(req.etag());
-    rec.clear_repo_hydrated();
-    if (req.size() == 0) rec.set_repo_state(proto::RS_RESIDENT);
-    c.PutInode(t, rec);
+    STRIA_RETURN_IF_ERROR(Rebase(c, t, rec, req.size(), req.etag(), req.mtime_ns()));
     STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, req.ino()));
   }
   proto::RepoRefreshReply rep;

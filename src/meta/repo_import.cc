@@ -80,6 +80,43 @@ Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
+                          int64_t now) {
+  if (!ValidName(o.name())) return false;
+  STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, dir.attr().ino(), o.name()));
+  if (existing) return true;   // a file made here, or a key seen both as object and as prefix
+  // Imported names belong to the directory's owner.
+  proto::Cred owner;
+  owner.set_uid(dir.attr().uid());
+  owner.set_gid(dir.attr().gid());
+  proto::FileType type = o.is_dir() ? proto::FT_DIR : proto::FT_REG;
+  STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, type, o.is_dir() ? 0755 : 0644, owner));
+  auto* a = rec.mutable_attr();
+  rec.set_repo_root(root.attr().ino());
+  if (o.is_dir()) {
+    rec.set_parent(dir.attr().ino());
+    rec.set_next_cookie(1);
+    rec.set_repo_key(dir.repo_key() + o.name() + "/");
+    rec.set_repo_unlisted(true);
+  } else {
+    int64_t mtime = o.mtime_ns() ? o.mtime_ns() : now;
+    a->set_size(o.size());
+    a->set_mtime_ns(mtime);
+    a->set_atime_ns(mtime);
+    uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kDefaultStripe;
+    STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(a->ino(), ss, dir.default_layout().stripe_count()));
+    *rec.mutable_layout() = layout;
+    rec.set_repo_key(dir.repo_key() + o.name());
+    rec.set_repo_etag(o.etag());
+    // An empty object has nothing to fetch: resident at once.
+    rec.set_repo_state(o.size() ? proto::RS_RELEASED : proto::RS_RESIDENT);
+    rec.set_repo_clean_version(a->version());
+  }
+  STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, o.name(), a->ino(), type));
+  c.PutInode(t, rec);
+  return true;
+}
+
 Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoImportRequest>(msg, "repo import"));
   STRIA_ASSIGN_OR_RETURN(auto found, LinkedDir(c, t, req.ino(), req.cred(), "repo import"));
@@ -87,48 +124,65 @@ Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
   if (req.objects_size() > 10000) return Err(EINVAL, "repo import: {} objects in one request (10,000 at most)", req.objects_size());
   proto::RepoImportReply rep;
   if (!dir.repo_unlisted()) return rep.SerializeAsString();   // another client was first
-  // Imported names belong to the directory's owner.
-  proto::Cred owner;
-  owner.set_uid(dir.attr().uid());
-  owner.set_gid(dir.attr().gid());
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
-    if (!ValidName(o.name())) {
-      rep.set_skipped(rep.skipped() + 1);
-      continue;
-    }
-    STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, dir.attr().ino(), o.name()));
-    if (existing) continue;   // a file made here, or a key seen both as object and as prefix
-    proto::FileType type = o.is_dir() ? proto::FT_DIR : proto::FT_REG;
-    STRIA_ASSIGN_OR_RETURN(auto rec, NewInode(c, t, dir, type, o.is_dir() ? 0755 : 0644, owner));
-    auto* a = rec.mutable_attr();
-    rec.set_repo_root(root.attr().ino());
-    if (o.is_dir()) {
-      rec.set_parent(dir.attr().ino());
-      rec.set_next_cookie(1);
-      rec.set_repo_key(dir.repo_key() + o.name() + "/");
-      rec.set_repo_unlisted(true);
-    } else {
-      int64_t mtime = o.mtime_ns() ? o.mtime_ns() : now;
-      a->set_size(o.size());
-      a->set_mtime_ns(mtime);
-      a->set_atime_ns(mtime);
-      uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kDefaultStripe;
-      STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(a->ino(), ss, dir.default_layout().stripe_count()));
-      *rec.mutable_layout() = layout;
-      rec.set_repo_key(dir.repo_key() + o.name());
-      rec.set_repo_etag(o.etag());
-      // An empty object has nothing to fetch: resident at once.
-      rec.set_repo_state(o.size() ? proto::RS_RELEASED : proto::RS_RESIDENT);
-      rec.set_repo_clean_version(a->version());
-    }
-    STRIA_RETURN_IF_ERROR(c.AddEntry(t, dir, o.name(), a->ino(), type));
-    c.PutInode(t, rec);
-    rep.set_created(rep.created() + 1);
+    STRIA_ASSIGN_OR_RETURN(auto existed, c.GetEntry(t, dir.attr().ino(), o.name()));
+    STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
+    if (!valid) rep.set_skipped(rep.skipped() + 1);
+    else if (!existed) rep.set_created(rep.created() + 1);
   }
   if (req.complete()) {
     dir.set_repo_unlisted(false);
     c.PutInode(t, dir);
+  }
+  return rep.SerializeAsString();
+}
+
+Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoSyncRequest>(msg, "repo sync"));
+  STRIA_ASSIGN_OR_RETURN(auto found, LinkedDir(c, t, req.ino(), req.cred(), "repo sync"));
+  auto& [dir, root] = found;
+  STRIA_RETURN_IF_ERROR(CheckAccess(dir.attr(), req.cred(), kMayWrite, "repo sync"));
+  if (req.objects_size() + req.deleted_size() > 10000) {
+    return Err(EINVAL, "repo sync: {} names in one request (10,000 at most)", req.objects_size() + req.deleted_size());
+  }
+  proto::RepoSyncReply rep;
+  if (dir.repo_unlisted()) return rep.SerializeAsString();   // imported whole at its first look
+  int64_t now = NowNs();
+  for (const auto& o : req.objects()) {
+    STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), o.name()));
+    if (!e) {
+      STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
+      if (valid) rep.set_created(rep.created() + 1);
+      else rep.set_skipped(rep.skipped() + 1);
+      continue;
+    }
+    if (o.is_dir() || e->type() != proto::FT_REG) continue;
+    STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, e->ino()));
+    if (rec.repo_etag() == o.etag()) continue;
+    auto state = RepoStateOf(rec);
+    // A dirty file is exported over the object; an open resident file
+    // keeps reading its objects (synced when it is closed, next time).
+    if (state == proto::RS_DIRTY || state == proto::RS_NONE ||
+        (state == proto::RS_RESIDENT && c.sessions.IsOpen(rec.attr().ino()))) {
+      rep.set_skipped(rep.skipped() + 1);
+      continue;
+    }
+    STRIA_RETURN_IF_ERROR(Rebase(c, t, rec, o.size(), o.etag(), o.mtime_ns()));
+    rep.set_changed(rep.changed() + 1);
+  }
+  for (const auto& name : req.deleted()) {
+    STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), name));
+    if (!e || e->type() != proto::FT_REG) continue;
+    STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, e->ino()));
+    auto state = RepoStateOf(rec);
+    if (state != proto::RS_RELEASED && state != proto::RS_RESIDENT) {
+      rep.set_skipped(rep.skipped() + 1);
+      continue;
+    }
+    STRIA_RETURN_IF_ERROR(c.RemoveEntry(t, dir.attr().ino(), name, *e));
+    STRIA_RETURN_IF_ERROR(c.DropLink(t, rec));
+    rep.set_removed(rep.removed() + 1);
   }
   return rep.SerializeAsString();
 }

@@ -166,3 +166,38 @@ def test_tree_commands_report_bad_paths(cluster, proxy, bucket):
     assert r.returncode == 1 and "ENOENT" in r.stderr
     r = cluster.stria("repo", "release", d, "--jobs", "0", check=False)
     assert r.returncode != 0 and "jobs" in r.stderr
+
+
+def test_sync_picks_up_new_changed_and_deleted_objects(cluster, proxy, bucket, s3c, mount):
+    d, prefix = link(cluster, proxy, bucket)
+    put = lambda key, body: s3c.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=body)  # noqa: E731
+    for key, body in {"a.txt": b"a1", "b.txt": b"b1", "c.txt": b"c1", "keep.txt": b"k1",
+                      "sub/x.txt": b"x1"}.items():
+        put(key, body)
+    assert cluster.stria("cat", d + "/b.txt").stdout == "b1"   # b resident now
+    cluster.stria("ls", d + "/sub")
+    with open(mount.path + d + "/local.txt", "wb") as f:        # dirty: never in the bucket
+        f.write(b"mine")
+    with open(mount.path + d + "/keep.txt", "r+b") as f:        # dirty: changed here
+        f.write(b"K")
+    # The bucket moves on.
+    put("d.txt", b"d1")
+    put("b.txt", b"b2, longer")
+    put("sub/y.txt", b"y1")
+    put("newdir/z.txt", b"z1")
+    s3c.delete_object(Bucket=bucket, Key=f"{prefix}/c.txt")
+    s3c.delete_object(Bucket=bucket, Key=f"{prefix}/keep.txt")
+    r = run_json(cluster, "repo", "sync", d)
+    assert (r["created"], r["changed"], r["removed"], r["directories"]) == (3, 1, 1, 2), r
+    assert sorted(os.listdir(mount.path + d)) == ["a.txt", "b.txt", "d.txt", "keep.txt", "local.txt",
+                                                  "newdir", "sub"]
+    assert cluster.stria("cat", d + "/b.txt").stdout == "b2, longer"
+    assert cluster.stria("cat", d + "/d.txt").stdout == "d1"
+    assert cluster.stria("cat", d + "/sub/y.txt").stdout == "y1"
+    assert cluster.stria("cat", d + "/newdir/z.txt").stdout == "z1"
+    assert cluster.stria("cat", d + "/keep.txt").stdout == "K1"   # dirty: kept, exported later
+    # In step now: a second sync changes nothing.
+    r = run_json(cluster, "repo", "sync", d)
+    assert (r["created"], r["changed"], r["removed"]) == (0, 0, 0), r
+    r = cluster.stria("repo", "sync", d + "/local.txt", check=False)
+    assert r.returncode == 1 and "ENOTDIR" in r.stderr

@@ -261,3 +261,27 @@ def test_unreachable_endpoint_gives_eio_not_a_hang(cluster, proxy, bucket):
     assert took < 60, took
     # Nothing half-done: with the endpoint back the file reads right.
     assert cat(cluster, f"{d}/small") == files["small"]
+
+
+def test_every_daemon_killed_mid_hydration_leaves_nothing_wrong(cluster, proxy, bucket, s3c):
+    name, _ = bucket
+    body = pattern(40 * MiB + 5, "restart")
+    s3c.put_object(Bucket=name, Key="r/restart.bin", Body=body)
+    d = link(cluster, proxy, name, "r")
+    m = Mount(cluster)
+    try:
+        with open(m.path + d + "/restart.bin", "rb") as f:
+            assert f.read(8 * MiB) == body[:8 * MiB]   # some chunks in, more on their way
+    finally:
+        m.kill()
+        m.close()
+    for daemon in ["store-0", "store-1", "store-2", "meta"]:
+        subprocess.run([bin_path("stria"), "local", "kill", "--dir", cluster.dir, daemon], check=True,
+                       capture_output=True, timeout=60)
+    subprocess.run([bin_path("stria"), "local", "up", "--dir", cluster.dir], check=True,
+                   capture_output=True, timeout=120)
+    before = len(gets(proxy, "restart.bin"))
+    assert cat(cluster, f"{d}/restart.bin") == body
+    again = len(gets(proxy, "restart.bin")) - before
+    assert 0 < again < 41, again   # what was in before the kill stayed in
+    wait_for(lambda: status(cluster, d)["resident_files"] == 1, "file resident after the restarts")
