@@ -92,6 +92,9 @@ struct Handle {
   uint64_t pos = 0;                // GUARDED_BY(file->mu)
 };
 
+// "/a//b/" -> "/a/b"; EINVAL for relative or empty paths.
+Result<std::string> Normalize(const std::string& path);
+
 // One request to a store, retried as a unit (Impl::RunStoreOps).
 struct StoreOp {
   uint32_t target = 0;

@@ -6,10 +6,7 @@
 
 namespace stria {
 
-namespace {
-
-// "/a//b/" -> "/a/b"; EINVAL for relative or empty paths.
-Result<std::string> Normalize(const std::string& path) {
+Result<std::string> client::Normalize(const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return Err(EINVAL, "path '{}' is not absolute (Stria paths start with /)", path);
   }
@@ -22,10 +19,8 @@ Result<std::string> Normalize(const std::string& path) {
   return out;
 }
 
-}  // namespace
-
 Result<proto::ResolveReply> Client::Impl::Resolve(const std::string& path, bool follow_last) {
-  STRIA_ASSIGN_OR_RETURN(std::string p, Normalize(path));
+  STRIA_ASSIGN_OR_RETURN(std::string p, client::Normalize(path));
   proto::ResolveRequest req;
   *req.mutable_cred() = cred;
   req.set_path(p);
@@ -36,7 +31,7 @@ Result<proto::ResolveReply> Client::Impl::Resolve(const std::string& path, bool 
 }
 
 Result<std::pair<uint64_t, std::string>> Client::Impl::ResolveParent(const std::string& path) {
-  STRIA_ASSIGN_OR_RETURN(std::string p, Normalize(path));
+  STRIA_ASSIGN_OR_RETURN(std::string p, client::Normalize(path));
   if (p == "/") return Err(EINVAL, "{}: the root has no parent entry", path);
   auto slash = p.rfind('/');
   std::string dir = slash == 0 ? "/" : p.substr(0, slash);

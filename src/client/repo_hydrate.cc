@@ -92,8 +92,9 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   std::string what = "repo export " + path;
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
   if (r.attr().repo_state() != proto::RS_DIRTY) return uint64_t(0);
-  // Where it goes: its directory's prefix and its name now (a file renamed
-  // since it came from the bucket is exported under its new name).
+  // Where it goes: the link's prefix and the file's path below the link
+  // now (a file or directory renamed since it came from the bucket is
+  // exported under its new name).
   STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
   proto::RepoDirInfoRequest ir;
   *ir.mutable_cred() = impl_->cred;
@@ -102,7 +103,15 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   if (!info.ok()) return info.status().Prefixed(what);
   std::string bucket, link_prefix;
   STRIA_RETURN_IF_ERROR(repo::ParseS3Url(info->link().url(), &bucket, &link_prefix));
-  std::string key = info->prefix() + pn.second;
+  STRIA_ASSIGN_OR_RETURN(auto links, RepoList());
+  std::string key;
+  for (const auto& l : links) {
+    if (l.ino != info->root()) continue;
+    STRIA_ASSIGN_OR_RETURN(std::string p, client::Normalize(path));
+    if (l.path == "/") key = link_prefix + p.substr(1);
+    else if (p.rfind(l.path + "/", 0) == 0) key = link_prefix + p.substr(l.path.size() + 1);
+  }
+  if (key.empty()) return Err(EINVAL, "{}: not below its link's directory (a symlink in the path?)", what);
   auto s3 = impl_->S3For(info->link());
   if (!s3.ok()) return s3.status().Prefixed(what);
 

@@ -122,6 +122,12 @@ def test_export_uploads_dirty_files_single_and_multipart(cluster, proxy, bucket,
         f.write(b"!")
     assert run_json(cluster, "repo", "export", d)["files"] == 1
     assert body_of(s3c, bucket, f"{prefix}/ckpt/step1/renamed.bin") == b"CHANGED" + small[7:] + b"!"
+    # So does a file whose directory was renamed.
+    os.rename(mount.path + d + "/ckpt/step1", mount.path + d + "/ckpt/step2")
+    with open(mount.path + d + "/ckpt/step2/renamed.bin", "ab") as f:
+        f.write(b"?")
+    assert run_json(cluster, "repo", "export", d)["files"] == 1
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step2/renamed.bin") == b"CHANGED" + small[7:] + b"!?"
 
 
 def test_release_frees_and_the_next_read_fetches_again(cluster, proxy, bucket, s3c, mount):
