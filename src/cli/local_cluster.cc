@@ -113,13 +113,25 @@ Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
   return WriteFileAtomic(pid_file, std::string(buf, static_cast<size_t>(n)) + "\n");
 }
 
+std::string Exe(const std::string& name) {
+  if (name == "meta") return "stria-meta";
+  if (name == "fuse") return "stria-fuse";
+  if (name == "mover") return "stria-mover";
+  return "stria-store";
+}
+
+std::string Base(const std::string& name) {
+  if (name == "meta" || name == "fuse" || name == "mover") return name;
+  return "store";
+}
+
 // Starts one daemon unless it runs, waiting for its port file.
 Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
                                                        const std::string& exe,
                                                        const std::string& dir,
                                                        std::vector<std::string> args,
                                                        const LocalOptions& opt) {
-  std::string base = name == "meta" ? "meta" : "store";
+  std::string base = Base(name);
   std::string pid_file = dir + "/" + base + ".pid";
   std::string port_file = dir + "/" + base + ".port";
   std::string exe_path = opt.bin_dir + "/" + exe;
@@ -133,9 +145,11 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
   if (old.count("listen")) listen = old["listen"];
   for (int attempt = 0; attempt < 2; attempt++) {
     ::unlink(port_file.c_str());
-    std::vector<std::string> argv = {exe_path, "--listen", listen, "--admin", "127.0.0.1:0",
+    std::vector<std::string> argv = {exe_path, "--admin", "127.0.0.1:0",
                                      "--port-file", port_file, "--log", dir + "/" + base + ".log",
                                      "--log-level", opt.log_level};
+    // The mover serves nothing but its admin port.
+    if (name != "mover") argv.insert(argv.begin() + 1, {"--listen", listen});
     argv.insert(argv.end(), args.begin(), args.end());
     STRIA_RETURN_IF_ERROR(Spawn(argv, dir + "/" + base + ".out", pid_file));
     int pid = ReadPid(pid_file);
@@ -159,17 +173,6 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
                dir, Tail(dir + "/" + base + ".out"), Tail(dir + "/" + base + ".log"));
   }
   return Err(EIO, "{} could not start", name);
-}
-
-std::string Exe(const std::string& name) {
-  if (name == "meta") return "stria-meta";
-  if (name == "fuse") return "stria-fuse";
-  return "stria-store";
-}
-
-std::string Base(const std::string& name) {
-  if (name == "meta" || name == "fuse") return name;
-  return "store";
 }
 
 // Mounts the cluster at opt.mount with stria-fuse in the foreground of its
@@ -301,6 +304,9 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
                           {"--meta", meta_addr, "--target", sdir + "/target"}, opt);
     if (!st.ok()) return st.status();
   }
+  // The data-repository policies (auto-export); idle without links.
+  fs::create_directories(dir + "/mover", ec);
+  STRIA_RETURN_IF_ERROR(StartDaemon("mover", "stria-mover", dir + "/mover", {"--meta", meta_addr}, opt).status());
   // Healthy: every target is up in meta's cluster map.
   ClientOptions copt;
   copt.meta = meta_addr;
@@ -341,6 +347,7 @@ Result<std::vector<LocalProcess>> LocalStatus(const std::string& dir) {
   for (int i = 0, n = CountStores(dir); i < n; i++) {
     add("store-" + std::to_string(i), "store-" + std::to_string(i), "store", "stria-store");
   }
+  if (fs::exists(dir + "/mover")) add("mover", "mover", "mover", "stria-mover");
   if (fs::exists(dir + "/fuse/mountpoint")) {
     add("fuse", "fuse", "fuse", "stria-fuse");
     auto mp = ReadFile(dir + "/fuse/mountpoint");
@@ -381,7 +388,7 @@ Status LocalDown(const std::string& dir) {
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (auto& [name, pid] : running) {
-    std::string exe = name == "meta" ? "stria-meta" : "stria-store";
+    std::string exe = Exe(name);
     while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -389,7 +396,7 @@ Status LocalDown(const std::string& dir) {
   }
   for (auto& p : procs) {
     std::string sub = p.name;
-    ::unlink((dir + "/" + sub + "/" + (p.name == "meta" ? "meta" : "store") + ".pid").c_str());
+    ::unlink((dir + "/" + sub + "/" + Base(p.name) + ".pid").c_str());
   }
   return Status::Ok();
 }

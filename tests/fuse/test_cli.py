@@ -591,7 +591,7 @@ def test_local_status(cl):
     r = run("local", "status", "--dir", cl.dir, "--json")
     assert r.returncode == 0, r.stderr
     procs = json.loads(r.stdout)
-    assert sorted(p["name"] for p in procs) == ["meta", "store-0", "store-1", "store-2"]
+    assert sorted(p["name"] for p in procs) == ["meta", "mover", "store-0", "store-1", "store-2"]
     assert all(p["running"] and p["pid"] > 0 for p in procs)
     assert next(p for p in procs if p["name"] == "meta")["listen"] == cl.meta
 

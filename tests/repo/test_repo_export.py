@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import boto3
@@ -207,3 +208,33 @@ def test_sync_picks_up_new_changed_and_deleted_objects(cluster, proxy, bucket, s
     assert (r["created"], r["changed"], r["removed"]) == (0, 0, 0), r
     r = cluster.stria("repo", "sync", d + "/local.txt", check=False)
     assert r.returncode == 1 and "ENOTDIR" in r.stderr
+
+
+def test_auto_export_sends_a_checkpoint_after_its_last_close(cluster, proxy, bucket, s3c, mount):
+    prefix = "auto-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url,
+                  "--auto-export-delay", "2")
+    data = os.urandom(3 * MiB + 5)
+    os.makedirs(mount.path + d + "/run1")
+    t0 = time.monotonic()
+    with open(mount.path + d + "/run1/step-10.pt", "wb") as f:
+        f.write(data)
+    # stria-mover (started by `local up`) sends it once it has been quiet
+    # for the delay: no export command.
+    deadline = t0 + 30
+    while True:
+        try:
+            got = body_of(s3c, bucket, f"{prefix}/run1/step-10.pt")
+            break
+        except s3c.exceptions.NoSuchKey:
+            assert time.monotonic() < deadline, "not exported within 30 s"
+            time.sleep(0.2)
+    assert got == data
+    assert time.monotonic() - t0 >= 2   # not before the delay
+    deadline = time.monotonic() + 10
+    while counts(cluster, d)["resident_files"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert counts(cluster, d)["dirty_files"] == 0
