@@ -122,6 +122,13 @@ struct RepoSyncResult {
   uint64_t skipped = 0;       // dirty or open files left as they are, names that cannot be files
 };
 
+// A resident file the watermark release may free (RepoColdest).
+struct RepoColdFile {
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  int64_t last_use_ns = 0;   // last open seen by stria-meta, else mtime
+};
+
 struct TargetStatus {
   uint32_t id = 0;
   uint32_t store_id = 0;
@@ -261,6 +268,11 @@ class Client {
   // their next read, deleted ones go (dirty files stay: their export puts
   // them back). Levels never looked at need nothing: they import whole.
   Result<RepoSyncResult> RepoSync(const std::string& path);
+  // Root only: resident files under any link, not open, least recently
+  // used first, until their sizes reach bytes (at most max_files).
+  Result<std::vector<RepoColdFile>> RepoColdest(uint64_t bytes, uint32_t max_files);
+  // RepoRelease by inode number (what RepoColdest gives).
+  Result<uint64_t> RepoReleaseIno(uint64_t ino);
 
   // ---- cluster ----
   Result<ClusterStatus> GetClusterStatus();

@@ -148,12 +148,28 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
 Result<uint64_t> Client::RepoRelease(const std::string& path) {
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
   if (r.attr().repo_state() != proto::RS_RESIDENT) return uint64_t(0);
+  auto freed = RepoReleaseIno(r.attr().ino());
+  if (!freed.ok()) return freed.status().Prefixed("repo release " + path);
+  return freed;
+}
+
+Result<uint64_t> Client::RepoReleaseIno(uint64_t ino) {
   proto::RepoReleaseRequest req;
   *req.mutable_cred() = impl_->cred;
-  req.set_ino(r.attr().ino());
-  auto done = impl_->MetaCall<proto::RepoReleaseReply>(proto::REPO_RELEASE, req);
-  if (!done.ok()) return done.status().Prefixed("repo release " + path);
-  return done->attr().repo_state() == proto::RS_RELEASED ? r.attr().size() : 0;
+  req.set_ino(ino);
+  STRIA_ASSIGN_OR_RETURN(auto done, impl_->MetaCall<proto::RepoReleaseReply>(proto::REPO_RELEASE, req));
+  return done.attr().repo_state() == proto::RS_RELEASED ? done.attr().size() : 0;
+}
+
+Result<std::vector<RepoColdFile>> Client::RepoColdest(uint64_t bytes, uint32_t max_files) {
+  proto::RepoColdestRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_bytes(bytes);
+  req.set_max_files(max_files);
+  STRIA_ASSIGN_OR_RETURN(auto rep, impl_->MetaCall<proto::RepoColdestReply>(proto::REPO_COLDEST, req));
+  std::vector<RepoColdFile> out;
+  for (const auto& f : rep.files()) out.push_back({f.ino(), f.size(), f.last_use_ns()});
+  return out;
 }
 
 }  // namespace stria

@@ -11,6 +11,7 @@
 namespace stria::meta {
 
 Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino) {
+  c.sessions.NoteUse(ino, NowNs());
   if (session == 0) return Status::Ok();   // a one-off caller without a session
   c.sessions.AddOpen(session, ino, MonoMs());
   return Status::Ok();

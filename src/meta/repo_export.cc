@@ -2,6 +2,11 @@
 // tier (docs/data_repositories.md). A client uploads a dirty file and says
 // so; stria-meta makes it clean only if nothing changed it meanwhile.
 // Release frees a clean file's data and keeps its name and attributes.
+#include <algorithm>
+#include <memory>
+
+#include <rocksdb/db.h>
+
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
@@ -60,6 +65,40 @@ Result<std::string> OpRepoRelease(Ctx& c, Txn& t, const std::string& msg) {
   }
   proto::RepoReleaseReply rep;
   *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
+}
+
+Result<std::string> OpRepoColdest(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoColdestRequest>(msg, "repo coldest"));
+  if (req.cred().uid() != 0) return Err(EPERM, "repo coldest: root only");
+  // A scan of every inode: this runs only when the fast tier is above its
+  // high watermark.
+  std::vector<proto::RepoColdFile> files;
+  std::unique_ptr<rocksdb::Iterator> it(c.db()->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix = "I";
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    InodeRecord rec;
+    if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+    if (RepoStateOf(rec) != proto::RS_RESIDENT || rec.attr().size() == 0) continue;
+    if (c.sessions.IsOpen(rec.attr().ino())) continue;
+    proto::RepoColdFile f;
+    f.set_ino(rec.attr().ino());
+    f.set_size(rec.attr().size());
+    f.set_last_use_ns(std::max(c.sessions.LastUse(rec.attr().ino()), rec.attr().mtime_ns()));
+    files.push_back(std::move(f));
+  }
+  if (!it->status().ok()) return Err(EIO, "repo coldest: {}", it->status().ToString());
+  std::sort(files.begin(), files.end(),
+            [](const auto& a, const auto& b) { return a.last_use_ns() < b.last_use_ns(); });
+  proto::RepoColdestReply rep;
+  uint64_t sum = 0;
+  uint32_t max = req.max_files() ? req.max_files() : 10000;
+  for (auto& f : files) {
+    if (sum >= req.bytes() || static_cast<uint32_t>(rep.files_size()) >= max) break;
+    sum += f.size();
+    *rep.add_files() = std::move(f);
+  }
+  (void)t;
   return rep.SerializeAsString();
 }
 

@@ -15,6 +15,13 @@ void Sessions::AddOpen(uint64_t id, uint64_t ino, int64_t now_ms) {
   open_count_[ino]++;
 }
 
+void Sessions::NoteUse(uint64_t ino, int64_t now_ns) {
+  // Bounded memory: past a million files, the oldest knowledge goes (those
+  // files fall back to their mtime, which is never later).
+  if (last_use_.size() >= 1000000 && !last_use_.count(ino)) last_use_.clear();
+  last_use_[ino] = now_ns;
+}
+
 void Sessions::DropOpen(uint64_t id, uint64_t ino) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;

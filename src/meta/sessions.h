@@ -28,6 +28,13 @@ class Sessions {
   // Drops sessions without a touch for timeout_ms; returns their ids.
   std::vector<uint64_t> Expire(int64_t now_ms, int64_t timeout_ms);
   size_t size() const { return sessions_.size(); }
+  // When ino was last opened (ns since the epoch; 0: not since meta
+  // started): what the watermark release calls "used".
+  void NoteUse(uint64_t ino, int64_t now_ns);
+  int64_t LastUse(uint64_t ino) const {
+    auto it = last_use_.find(ino);
+    return it == last_use_.end() ? 0 : it->second;
+  }
 
  private:
   struct Session {
@@ -38,6 +45,7 @@ class Sessions {
 
   std::unordered_map<uint64_t, Session> sessions_;
   std::unordered_map<uint64_t, int> open_count_;   // ino -> opens over all sessions
+  std::unordered_map<uint64_t, int64_t> last_use_;  // ino -> last open, bounded (NoteUse)
 };
 
 }  // namespace stria::meta

@@ -6,7 +6,14 @@
 // under it exported once the file has not changed for that long (its mtime
 // moves with every commit of a write, which a close or fsync makes): a
 // checkpoint reaches the bucket without a separate step. A link with no
-// dirty file costs one RepoList a round. The mover is a plain libstria
+// dirty file costs one RepoList a round.
+//
+// Watermark release (--high-watermark, --low-watermark: percent of the
+// targets' capacity in use): above the high mark, the least recently used
+// resident files under any link (not open) are released until the use
+// would be under the low mark; a read brings them back from the bucket.
+// The stores free the space a heartbeat or two later, so the mover waits
+// --cooldown-s before it looks again. The mover is a plain libstria
 // client: credentials come from its environment or shared credentials file,
 // as for the CLI. Export is safe to repeat and to race with writers: a file
 // changed during its upload stays dirty and goes again next round.
@@ -58,6 +65,49 @@ Status ForDirty(Client& c, const std::string& dir, const std::function<void(cons
 
 }  // namespace
 
+struct Watermarks {
+  double high = 0, low = 0;   // percent; high 0: off
+  int cooldown_s = 10;
+};
+
+// Releases cold resident files while the targets are above the high mark.
+// Returns whether it released any.
+bool Release(Client& c, const Watermarks& w, metrics::Counter& released) {
+  auto cs = c.GetClusterStatus();
+  if (!cs.ok()) {
+    spdlog::warn("cluster status: {}", cs.status().ToString());
+    return false;
+  }
+  uint64_t cap = 0, used = 0;
+  for (const auto& t : cs->targets) {
+    if (!t.up) continue;
+    cap += t.capacity;
+    used += t.used;
+  }
+  if (cap == 0 || used * 100.0 <= w.high * cap) return false;
+  uint64_t goal = static_cast<uint64_t>(w.low * cap / 100.0);
+  uint64_t need = used > goal ? used - goal : 0;
+  auto cold = c.RepoColdest(need, 10000);
+  if (!cold.ok()) {
+    spdlog::warn("watermark release: {}", cold.status().ToString());
+    return false;
+  }
+  uint64_t freed = 0, files = 0;
+  for (const auto& f : *cold) {
+    auto r = c.RepoReleaseIno(f.ino);
+    if (!r.ok()) {   // opened meanwhile, or gone: the next one
+      spdlog::info("watermark release of inode {}: {}", f.ino, r.status().ToString());
+      continue;
+    }
+    freed += *r;
+    files += *r ? 1 : 0;
+  }
+  released.Inc(files);
+  spdlog::info("targets {:.1f}% used (high watermark {}%): released {} files, {} bytes, toward {}%",
+               used * 100.0 / cap, w.high, files, freed, w.low);
+  return files > 0;
+}
+
 // One round: exports what is due. Returns how long to wait for the next.
 std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Counter& bytes,
                                 metrics::Counter& failures) {
@@ -97,11 +147,17 @@ int Main(int argc, char** argv) {
   BlockTerminationSignals();
   CLI::App app{"stria-mover: exports dirty files of auto-exporting data repository links"};
   std::string meta, admin = "127.0.0.1:0", port_file, log_file, log_level = "info";
+  Watermarks w;
   app.add_option("--meta", meta, "stria-meta HOST:PORT")->required();
   app.add_option("--admin", admin, "HOST:PORT of /metrics and /healthz");
   app.add_option("--port-file", port_file, "write the bound admin address here once connected");
   app.add_option("--log", log_file, "log file (default: stderr)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--high-watermark", w.high, "release cold files above this percent of the targets used (0: off)")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--low-watermark", w.low, "... until under this percent")->check(CLI::Range(0.0, 100.0));
+  app.add_option("--cooldown-s", w.cooldown_s, "seconds between releases (the stores free space lazily)")
+      ->check(CLI::Range(0, 3600));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,6 +169,7 @@ int Main(int argc, char** argv) {
     return 1;
   };
   if (Status st = InitLogging(log_file, log_level, "mover"); !st.ok()) return fail(st);
+  if (w.high > 0 && w.low >= w.high) return fail(Err(EINVAL, "--low-watermark must be under --high-watermark"));
   auto admin_addr = rpc::ParseAddress(admin);
   if (!admin_addr.ok()) return fail(admin_addr.status());
   ClientOptions opt;
@@ -125,6 +182,7 @@ int Main(int argc, char** argv) {
   auto& files = reg.GetCounter("stria_mover_exported_files_total", "Files auto-exported");
   auto& bytes = reg.GetCounter("stria_mover_exported_bytes_total", "Bytes auto-exported");
   auto& failures = reg.GetCounter("stria_mover_export_failures_total", "Auto-exports that failed (retried)");
+  auto& released = reg.GetCounter("stria_mover_released_files_total", "Files released by the watermark");
   AdminHttp http([] { return Status::Ok(); });
   auto aport = http.Start(admin_addr->first, admin_addr->second);
   if (!aport.ok()) return fail(aport.status());
@@ -136,8 +194,15 @@ int Main(int argc, char** argv) {
 
   std::atomic<bool> stop{false};
   std::thread loop([&] {
+    auto next_release = std::chrono::steady_clock::now();
     while (!stop) {
       auto wait = Round(**client, files, bytes, failures);
+      if (w.high > 0 && std::chrono::steady_clock::now() >= next_release) {
+        if (Release(**client, w, released)) {
+          next_release = std::chrono::steady_clock::now() + std::chrono::seconds(w.cooldown_s);
+        }
+        wait = std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(1000));
+      }
       for (auto waited = std::chrono::milliseconds(0); waited < wait && !stop; waited += std::chrono::milliseconds(100)) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }

@@ -238,3 +238,43 @@ def test_auto_export_sends_a_checkpoint_after_its_last_close(cluster, proxy, buc
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert counts(cluster, d)["dirty_files"] == 0
+
+
+def test_watermark_release_frees_the_coldest_files_first(cluster, proxy, bucket, s3c, mount, tmp_path):
+    d, prefix = link(cluster, proxy, bucket)
+    datas = {f"f{i}": os.urandom(MiB + i) for i in range(4)}
+    for name, data in datas.items():
+        with open(mount.path + d + "/" + name, "wb") as f:
+            f.write(data)
+    run_json(cluster, "repo", "export", d)
+    # Used lately, and open now: f3 is the one to keep.
+    hold = open(mount.path + d + "/f3", "rb")
+    try:
+        # A mover of its own whose high watermark is always passed (the
+        # targets share this machine's disk): it releases every cold
+        # resident file that is not open.
+        log = tmp_path / "mover.log"
+        mover = subprocess.Popen([bin_path("stria-mover"), "--meta", cluster.meta, "--log", str(log),
+                                  "--high-watermark", "0.0001", "--low-watermark", "0.00005"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while counts(cluster, d)["released_files"] < 3:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            mover.terminate()
+            mover.wait(timeout=30)
+        n = counts(cluster, d)
+        assert n["released_files"] == 3 and n["resident_files"] == 1, n
+        assert "released" in log.read_text()
+    finally:
+        hold.close()
+    # Released files come back from the bucket, byte for byte.
+    for name, data in datas.items():
+        out = subprocess.run([bin_path("stria"), "cat", f"{d}/{name}", "--meta", cluster.meta],
+                             capture_output=True, timeout=60)
+        assert out.returncode == 0 and out.stdout == data, name
+    r = subprocess.run([bin_path("stria-mover"), "--meta", cluster.meta, "--high-watermark", "50",
+                        "--low-watermark", "60"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "low-watermark" in r.stderr
