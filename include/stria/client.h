@@ -259,6 +259,11 @@ class Client {
   // a multipart upload with parts in parallel), then it is resident unless
   // it changed meanwhile. Returns the bytes uploaded (0: not dirty).
   Result<uint64_t> RepoExport(const std::string& path);
+  // The link of path exports deletions (--export-deletes): deletes from the
+  // bucket the objects of files removed from Stria since (an object that
+  // changed in the bucket since is left alone). Returns how many it deleted.
+  // Nothing to do for other links.
+  Result<uint64_t> RepoExportDeletions(const std::string& path);
   // A resident file: frees its data in Stria and keeps its metadata; a
   // later read fetches it again. EBUSY while it is open anywhere. Returns
   // the bytes freed (0: not resident).

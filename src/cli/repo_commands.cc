@@ -102,6 +102,15 @@ Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
 Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state, int jobs, bool json_out,
                const char* verb, const std::function<Result<uint64_t>(const std::string&)>& op) {
   auto t0 = std::chrono::steady_clock::now();
+  // Export: the deletions of links that export them go first, so that a
+  // file made again under a removed one's name is not deleted after it.
+  uint64_t deleted = 0;
+  if (state == RepoState::kDirty) {
+    for (const auto& p : paths) {
+      STRIA_ASSIGN_OR_RETURN(uint64_t n, c.RepoExportDeletions(p));
+      deleted += n;
+    }
+  }
   std::vector<std::pair<std::string, uint64_t>> files;
   for (const auto& p : paths) {
     STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
@@ -147,14 +156,15 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   if (bar) std::fprintf(stderr, "\r\033[K");
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (json_out) {
-    std::cout << json{{"files", files.size() - failed}, {"failed", failed.load()}, {"bytes", bytes.load()},
-                      {"seconds", s}, {"mib_per_s", s > 0 ? bytes.load() / 1048576.0 / s : 0.0}}
-                     .dump(2)
-              << "\n";
+    json out = {{"files", files.size() - failed}, {"failed", failed.load()}, {"bytes", bytes.load()},
+                {"seconds", s}, {"mib_per_s", s > 0 ? bytes.load() / 1048576.0 / s : 0.0}};
+    if (state == RepoState::kDirty) out["deleted"] = deleted;
+    std::cout << out.dump(2) << "\n";
   } else {
     std::printf("%s: %zu files, %.1f MiB in %.1f s (%.1f MiB/s)%s\n", verb, files.size() - failed,
                 bytes.load() / 1048576.0, s, s > 0 ? bytes.load() / 1048576.0 / s : 0.0,
                 failed ? fmt::format(", {} failed", failed.load()).c_str() : "");
+    if (deleted) std::printf("%s: %llu objects deleted from the bucket\n", verb, static_cast<unsigned long long>(deleted));
   }
   if (failed) return Err(EIO, "{}: {} of {} files failed", verb, failed.load(), files.size());
   return Status::Ok();

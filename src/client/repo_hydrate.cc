@@ -145,6 +145,51 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   return size;
 }
 
+Result<uint64_t> Client::RepoExportDeletions(const std::string& path) {
+  std::string what = "repo export (deletions) " + path;
+  STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
+  uint64_t dir = r.attr().ino();
+  if (r.attr().type() != proto::FT_DIR) {
+    STRIA_ASSIGN_OR_RETURN(auto pn, impl_->ResolveParent(path));
+    dir = pn.first;
+  }
+  proto::RepoDirInfoRequest ir;
+  *ir.mutable_cred() = impl_->cred;
+  ir.set_ino(dir);
+  auto info = impl_->MetaCall<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir);
+  if (!info.ok()) return info.status().Prefixed(what);
+  if (!info->link().export_deletes()) return uint64_t(0);
+  std::string bucket, link_prefix;
+  STRIA_RETURN_IF_ERROR(repo::ParseS3Url(info->link().url(), &bucket, &link_prefix));
+  auto s3 = impl_->S3For(info->link());
+  if (!s3.ok()) return s3.status().Prefixed(what);
+  uint64_t deleted = 0;
+  std::vector<std::string> done;
+  while (true) {
+    proto::RepoDeletionsRequest req;
+    *req.mutable_cred() = impl_->cred;
+    req.set_root(info->root());
+    for (auto& k : done) req.add_done(k);
+    req.set_max(1000);
+    auto list = impl_->MetaCall<proto::RepoDeletionsReply>(proto::REPO_DELETIONS, req);
+    if (!list.ok()) return list.status().Prefixed(what);
+    done.clear();
+    if (list->deletions_size() == 0) return deleted;
+    for (const auto& d : list->deletions()) {
+      // Only the object the file had: one put there since stays.
+      auto head = (*s3)->Head(bucket, d.key());
+      if (head.ok() && head->etag == d.etag()) {
+        Status st = (*s3)->Delete(bucket, d.key());
+        if (!st.ok()) return st.Prefixed(fmt::format("{}: delete {}/{}", what, bucket, d.key()));
+        deleted++;
+      } else if (!head.ok() && head.status().code() != ENOENT) {
+        return head.status().Prefixed(fmt::format("{}: {}/{}", what, bucket, d.key()));
+      }
+      done.push_back(d.key());
+    }
+  }
+}
+
 Result<uint64_t> Client::RepoRelease(const std::string& path) {
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
   if (r.attr().repo_state() != proto::RS_RESIDENT) return uint64_t(0);

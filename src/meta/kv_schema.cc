@@ -45,5 +45,11 @@ std::string Counter(std::string_view name) { return std::string("C").append(name
 std::string RepoLink(uint64_t ino) { return Key('L', ino); }
 std::string RepoLinkPrefix() { return "L"; }
 std::string RepoCounts(uint64_t ino) { return Key('N', ino); }
+std::string RepoDeletion(uint64_t root, std::string_view key) {
+  std::string k = Key('D', root);
+  k.append(key);
+  return k;
+}
+std::string RepoDeletionPrefix(uint64_t root) { return Key('D', root); }
 
 }  // namespace stria::meta::keys

@@ -14,6 +14,7 @@
 //   C name             -> uint64 counter (ino, session, store, target, garbage)
 //   L ino              -> ""             (a directory linked to a bucket)
 //   N ino              -> RepoCounts     (files and bytes by state under link ino)
+//   D ino key          -> ETag           (bucket object of link ino to delete at export)
 #pragma once
 
 #include <cstdint>
@@ -41,5 +42,7 @@ std::string Counter(std::string_view name);
 std::string RepoLink(uint64_t ino);
 std::string RepoLinkPrefix();
 std::string RepoCounts(uint64_t ino);
+std::string RepoDeletion(uint64_t root, std::string_view key);
+std::string RepoDeletionPrefix(uint64_t root);
 
 }  // namespace stria::meta::keys

@@ -259,6 +259,7 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::REPO_RELEASE, {OpRepoRelease, "repo release", false}},
       {proto::REPO_SYNC, {OpRepoSync, "repo sync", true}},
       {proto::REPO_COLDEST, {OpRepoColdest, "repo coldest", false}},
+      {proto::REPO_DELETIONS, {OpRepoDeletions, "repo deletions", false}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
   };

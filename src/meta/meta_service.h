@@ -198,6 +198,7 @@ Result<std::string> OpRepoExported(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoRelease(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoSync(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoColdest(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoDeletions(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
 

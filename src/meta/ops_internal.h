@@ -61,6 +61,9 @@ Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string
 // unless it exists; false when o's name cannot be a file name.
 Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
                           int64_t now);
+// repo_export.cc: file rec loses a name: when that was its last and its
+// link exports deletions, its bucket object is to be deleted at export.
+Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec);
 // repo_link.cc: files and bytes by state under link root.
 Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
 

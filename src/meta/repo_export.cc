@@ -4,6 +4,7 @@
 // Release frees a clean file's data and keeps its name and attributes.
 #include <algorithm>
 #include <memory>
+#include <set>
 
 #include <rocksdb/db.h>
 
@@ -99,6 +100,41 @@ Result<std::string> OpRepoColdest(Ctx& c, Txn& t, const std::string& msg) {
     *rep.add_files() = std::move(f);
   }
   (void)t;
+  return rep.SerializeAsString();
+}
+
+Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec) {
+  // Only a key the bucket has (it came from there, or was exported).
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG || rec.attr().nlink() > 1 ||
+      rec.repo_etag().empty() || rec.repo_key().empty()) {
+    return Status::Ok();
+  }
+  STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, rec));
+  if (!root || !root->repo_link().export_deletes()) return Status::Ok();
+  t.Put(keys::RepoDeletion(root->attr().ino(), rec.repo_key()), rec.repo_etag());
+  return Status::Ok();
+}
+
+Result<std::string> OpRepoDeletions(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoDeletionsRequest>(msg, "repo deletions"));
+  STRIA_ASSIGN_OR_RETURN(auto root, c.GetInode(t, req.root()));
+  if (!root.has_repo_link()) return Err(EINVAL, "repo deletions: inode {} is not a linked directory", req.root());
+  STRIA_RETURN_IF_ERROR(CheckAccess(root.attr(), req.cred(), kMayWrite, "repo deletions"));
+  std::set<std::string> done(req.done().begin(), req.done().end());
+  for (const auto& k : done) t.Delete(keys::RepoDeletion(req.root(), k));
+  proto::RepoDeletionsReply rep;
+  uint32_t max = req.max() ? std::min<uint32_t>(req.max(), 10000) : 1000;
+  const std::string prefix = keys::RepoDeletionPrefix(req.root());
+  std::unique_ptr<rocksdb::Iterator> it(c.db()->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string key = it->key().ToString().substr(prefix.size());
+    if (done.count(key)) continue;
+    if (static_cast<uint32_t>(rep.deletions_size()) >= max) break;
+    auto* d = rep.add_deletions();
+    d->set_key(key);
+    d->set_etag(it->value().ToString());
+  }
+  if (!it->status().ok()) return Err(EIO, "repo deletions: {}", it->status().ToString());
   return rep.SerializeAsString();
 }
 

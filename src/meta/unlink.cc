@@ -50,6 +50,7 @@ Result<std::string> OpUnlink(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::UnlinkRequest>(msg, "unlink"));
   STRIA_ASSIGN_OR_RETURN(auto v, FindVictim(c, t, req.parent(), req.name(), req.cred(), "unlink"));
   if (v.rec.attr().type() == proto::FT_DIR) return Err(EISDIR, "unlink: '{}' is a directory", req.name());
+  STRIA_RETURN_IF_ERROR(NoteRepoDeletion(c, t, v.rec));
   STRIA_RETURN_IF_ERROR(c.RemoveEntry(t, req.parent(), req.name(), v.entry));
   STRIA_RETURN_IF_ERROR(c.DropLink(t, v.rec));
   return proto::UnlinkReply().SerializeAsString();

@@ -125,6 +125,11 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
     // Look again within a quarter of the delay, so that a file goes at most
     // that late; at least once a second.
     next = std::min(next, milliseconds(std::max<int64_t>(1000, int64_t(delay) * 250)));
+    if (l.link.export_deletes) {
+      auto n = c.RepoExportDeletions(l.path);
+      if (!n.ok()) spdlog::warn("auto-export of deletions under {}: {}", l.path, n.status().ToString());
+      else if (*n) spdlog::info("auto-export: deleted {} objects of files removed under {}", *n, l.path);
+    }
     if (l.counts.dirty_files == 0) continue;
     Status st = ForDirty(c, l.path, [&](const std::string& path, const FileAttr& a) {
       if (now - a.mtime_ns < int64_t(delay) * 1000000000) return;   // changed lately: not yet

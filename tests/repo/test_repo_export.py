@@ -278,3 +278,37 @@ def test_watermark_release_frees_the_coldest_files_first(cluster, proxy, bucket,
     r = subprocess.run([bin_path("stria-mover"), "--meta", cluster.meta, "--high-watermark", "50",
                         "--low-watermark", "60"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "low-watermark" in r.stderr
+
+
+def test_deletions_are_exported_only_when_the_link_says_so(cluster, proxy, bucket, s3c, mount):
+    exists = lambda key: any(o["Key"] == key for o in  # noqa: E731
+                             s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+    for flag, gone in ((["--export-deletes"], True), ([], False)):
+        prefix = "del-" + uuid.uuid4().hex[:8]
+        d = "/" + prefix
+        s3c.put_object(Bucket=bucket, Key=f"{prefix}/imported.bin", Body=b"from the bucket")
+        cluster.stria("mkdir", d)
+        cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, *flag)
+        with open(mount.path + d + "/made.bin", "wb") as f:
+            f.write(b"made here")
+        run_json(cluster, "repo", "export", d)
+        with open(mount.path + d + "/never.bin", "wb") as f:
+            f.write(b"never exported")
+        assert exists(f"{prefix}/made.bin") and exists(f"{prefix}/imported.bin")
+        for name in ["made.bin", "imported.bin", "never.bin"]:
+            os.unlink(mount.path + d + "/" + name)
+        r = run_json(cluster, "repo", "export", d)
+        assert r.get("deleted", 0) == (2 if gone else 0), r
+        assert exists(f"{prefix}/made.bin") != gone and exists(f"{prefix}/imported.bin") != gone
+        assert not exists(f"{prefix}/never.bin")
+    # An object put in the bucket again since the file went is left alone.
+    prefix = "del-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/a.bin", Body=b"one")
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, "--export-deletes")
+    cluster.stria("ls", d)
+    cluster.stria("rm", d + "/a.bin")
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/a.bin", Body=b"two")
+    assert run_json(cluster, "repo", "export", d)["deleted"] == 0
+    assert body_of(s3c, bucket, f"{prefix}/a.bin") == b"two"
