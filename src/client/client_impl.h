@@ -202,6 +202,10 @@ struct Client::Impl {
   // first, since its writes must land on its bucket data (O_TRUNC needs
   // none: meta gave it fresh objects). On failure the open is undone in meta.
   Status HydrateForWrite(const proto::Cred& c, proto::OpenReply& r, int flags, const std::string& what);
+  // A create's answer as an open's (an existing released file is hydrated
+  // first when opened for writing, as HydrateForWrite).
+  Result<proto::OpenReply> OpenedExisting(const proto::Cred& c, const proto::CreateReply& r, int flags,
+                                          const std::string& what);
   // Starts reading the whole of ino if it is small and was looked up just
   // now; null if not. *l and *version: what the read is of.
   std::shared_ptr<client::Prefetch> StartPrefetch(uint64_t ino, proto::Layout* l, uint64_t* version);

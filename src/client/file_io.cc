@@ -347,7 +347,8 @@ Result<int> Client::Open(const std::string& path, int flags, uint32_t mode) {
     req.set_session(impl_->session);
     auto r = impl_->MetaCall<proto::CreateReply>(proto::CREATE, req);
     if (!r.ok()) return r.status().Prefixed("open " + path);
-    return impl_->AddHandle(r->attr(), r->layout(), flags, impl_->cred, path);
+    STRIA_ASSIGN_OR_RETURN(auto o, impl_->OpenedExisting(impl_->cred, *r, flags, "open " + path));
+    return impl_->AddHandle(o.attr(), o.layout(), flags, impl_->cred, path, o.has_source() ? &o.source() : nullptr);
   }
   STRIA_ASSIGN_OR_RETURN(auto res, impl_->Resolve(path, true));
   if (res.attr().type() == proto::FT_DIR && CanWrite(flags)) {

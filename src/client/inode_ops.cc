@@ -417,9 +417,10 @@ Result<OpenedFile> Client::Create(const Caller& c, uint64_t parent, const std::s
   req.set_session(impl_->session);
   auto r = impl_->MetaCall<proto::CreateReply>(proto::CREATE, req);
   if (!r.ok()) return r.status();
+  STRIA_ASSIGN_OR_RETURN(auto o, impl_->OpenedExisting(cred, *r, flags, "open " + name));
   OpenedFile out;
-  out.fd = impl_->AddHandle(r->attr(), r->layout(), flags, cred, name);
-  out.attr = impl_->WithLocalSize(r->attr());
+  out.fd = impl_->AddHandle(o.attr(), o.layout(), flags, cred, name, o.has_source() ? &o.source() : nullptr);
+  out.attr = impl_->WithLocalSize(o.attr());
   return out;
 }
 

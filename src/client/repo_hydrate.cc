@@ -81,6 +81,16 @@ Status Client::Impl::HydrateForWrite(const proto::Cred& c, proto::OpenReply& r, 
   return Status::Ok();
 }
 
+Result<proto::OpenReply> Client::Impl::OpenedExisting(const proto::Cred& c, const proto::CreateReply& r, int flags,
+                                                       const std::string& what) {
+  proto::OpenReply o;
+  *o.mutable_attr() = r.attr();
+  *o.mutable_layout() = r.layout();
+  if (r.has_source()) *o.mutable_source() = r.source();
+  STRIA_RETURN_IF_ERROR(HydrateForWrite(c, o, flags, what));
+  return o;
+}
+
 Result<uint64_t> Client::RepoWarm(const std::string& path) {
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
   if (r.attr().repo_state() != proto::RS_RELEASED) return uint64_t(0);

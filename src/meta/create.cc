@@ -74,6 +74,11 @@ Result<std::string> OpCreate(Ctx& c, Txn& t, const std::string& msg) {
       c.PutInode(t, rec);
     }
     if (req.open()) STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), rec.attr().ino()));
+    if (req.truncate()) {
+      STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, rec.attr().ino()));   // its state as stored
+    }
+    STRIA_ASSIGN_OR_RETURN(auto source, SourceOf(c, t, rec));
+    if (source) *rep.mutable_source() = std::move(*source);
     *rep.mutable_attr() = rec.attr();
     *rep.mutable_layout() = rec.layout();
     rep.set_created(false);

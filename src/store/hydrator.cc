@@ -76,7 +76,6 @@ Hydrator::Hydrator(Options options, Notify notify) : options_(std::move(options)
 Hydrator::~Hydrator() { Stop(); }
 
 void Hydrator::Stop() {
-  std::deque<Job> left;
   {
     std::lock_guard lk(mu_);
     if (stop_ && threads_.empty()) return;
