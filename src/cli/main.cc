@@ -58,7 +58,8 @@ json AttrJson(const FileAttr& a) {
   return json{{"ino", a.ino},       {"type", FileTypeName(a.type)}, {"mode", a.mode},
               {"uid", a.uid},       {"gid", a.gid},                 {"size", a.size},
               {"nlink", a.nlink},   {"atime_ns", a.atime_ns},       {"mtime_ns", a.mtime_ns},
-              {"ctime_ns", a.ctime_ns}, {"version", a.version}};
+              {"ctime_ns", a.ctime_ns}, {"version", a.version},
+              {"repo_state", RepoStateName(a.repo_state)}};
 }
 
 std::string Join(const std::string& dir, const std::string& name) {
@@ -204,6 +205,7 @@ Status Stat(Client& c, const std::string& path, bool as_json) {
               ModeString(*a).c_str(), a->mode, a->uid, a->gid, a->nlink,
               static_cast<unsigned long long>(a->ino), TimeString(a->mtime_ns).c_str(),
               TimeString(a->ctime_ns).c_str(), TimeString(a->atime_ns).c_str());
+  if (a->repo_state != RepoState::kNone) std::printf("  Repo: %s\n", RepoStateName(a->repo_state));
   return Status::Ok();
 }
 

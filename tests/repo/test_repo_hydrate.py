@@ -128,6 +128,7 @@ def test_first_read_is_byte_exact_and_the_second_reads_no_bucket(cluster, proxy,
     # The stores report whole objects; meta marks the files resident.
     total = sum(len(b) for b in files.values())
     wait_for(lambda: status(cluster, d)["resident_files"] == len(files), "all files resident")
+    assert json.loads(cluster.stria("stat", "--json", f"{d}/odd").stdout)["repo_state"] == "resident"
     n = status(cluster, d)
     assert n["resident_bytes"] == total and n["released_files"] == 0
 
@@ -148,6 +149,7 @@ def test_a_read_in_the_middle_comes_before_the_rest(cluster, proxy, bucket, s3c)
         assert 1 <= len(got) <= 3 * 10, [e.range for e in got]
         assert any(e.range == f"bytes={40 * MiB}-{41 * MiB - 1}" for e in got), [e.range for e in got]
         assert status(cluster, d)["released_files"] == 1
+        assert "Repo: released" in cluster.stria("stat", f"{d}/middle.bin").stdout
         # The whole file then reads right, through the mount.
         with open(m.path + d + "/middle.bin", "rb") as f:
             assert f.read() == body
