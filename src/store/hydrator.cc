@@ -12,6 +12,7 @@ constexpr uint64_t kMaxChunk = 16ull << 20;    // a chunk is fetched into memory
 constexpr uint64_t kMaxStripe = 4ull << 30;    // as meta allows
 constexpr uint64_t kMaxSize = 1ull << 60;
 constexpr size_t kMaxObjects = 20000;          // objects remembered beyond those being fetched
+constexpr size_t kSyncBatch = 16;              // chunks made durable (and marked) with one fsync
 
 // Where the chunks of one stripe object are. A chunk is a stripe unit, or
 // a piece of one when units are larger than kMaxChunk: it never crosses a
@@ -60,6 +61,14 @@ struct Hydrator::Object {
   uint64_t in = 0;
   bool notified = false;       // reported complete by this process
   std::map<uint64_t, std::vector<std::shared_ptr<Need>>> fetching;   // chunk -> readers waiting
+  // Written and served, not yet durable nor marked: made so in batches of
+  // kSyncBatch (or when the object is complete) by one fsync.
+  std::vector<uint64_t> unsynced;
+  int syncing = 0;             // batches being made durable now
+  Target* target = nullptr;
+  uint64_t ino = 0;            // the file, for the report
+  // Wholly in, durable and marked: to report (once).
+  bool Done() const { return in == chunks && unsynced.empty() && syncing == 0; }
 };
 
 struct Hydrator::Job {
@@ -86,18 +95,26 @@ void Hydrator::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-  // Readers still waiting get an answer: the store is going away.
+  // Readers still waiting get an answer: the store is going away. What
+  // was fetched is made durable, so that a restart need not fetch it again.
   std::vector<std::shared_ptr<Need>> waiting;
+  std::vector<std::pair<Key, std::vector<uint64_t>>> batches;
   {
     std::lock_guard lk(mu_);
     for (auto& [key, obj] : objects_) {
       for (auto& [chunk, needs] : obj->fetching) waiting.insert(waiting.end(), needs.begin(), needs.end());
       obj->fetching.clear();
+      if (!obj->unsynced.empty()) {
+        batches.emplace_back(key, std::move(obj->unsynced));
+        obj->unsynced.clear();
+        obj->syncing++;
+      }
     }
     demand_.clear();
     ahead_.clear();
   }
   for (auto& n : waiting) n->Finish(Err(ESHUTDOWN, "the store is shutting down"));
+  for (auto& [key, chunks] : batches) Sync(key, chunks);
 }
 
 Status Hydrator::Validate(const proto::RepoFetch& f, uint32_t index) {
@@ -128,6 +145,7 @@ std::shared_ptr<Hydrator::Object> Hydrator::FindOrLoad(const Key& key, Target* t
     return nullptr;
   }
   auto obj = std::make_shared<Object>();
+  obj->target = t;
   obj->chunks = chunks;
   obj->have = std::move(*have);
   obj->have.resize(chunks, 0);
@@ -173,7 +191,7 @@ void Hydrator::Ensure(Target* t, uint64_t object_id, uint32_t index, const proto
       }
       // All in, but not reported by this process (it restarted, or a
       // report was lost): report it again.
-      if (obj->in == obj->chunks && !obj->notified) complete = obj->notified = true;
+      if (obj->Done() && !obj->notified) complete = obj->notified = true;
     }
     waits = need->left > 0;   // read now: once mu_ is free, fetches count it down
   }
@@ -194,7 +212,8 @@ void Hydrator::Report(uint64_t ino, uint64_t object_id, uint32_t index) {
 void Hydrator::Trim() {
   if (objects_.size() < kMaxObjects) return;
   for (auto it = objects_.begin(); it != objects_.end() && objects_.size() > kMaxObjects / 2;) {
-    if (it->second->fetching.empty()) it = objects_.erase(it);
+    auto& o = *it->second;
+    if (o.fetching.empty() && o.unsynced.empty() && o.syncing == 0) it = objects_.erase(it);
     else ++it;
   }
 }
@@ -253,8 +272,8 @@ void Hydrator::Fetch(const Job& job) {
       r[0].length = len;
       r[0].out = buf.data();
       st = (*s3)->GetRanges(bucket, src.key(), src.etag(), r);
-      if (st.ok()) st = job.target->Write(object_id, index, obj_off, buf.data(), len, true);
-      if (st.ok()) st = job.target->MarkResident(object_id, index, job.chunk);
+      // Served from the page cache at once; made durable in batches.
+      if (st.ok()) st = job.target->Write(object_id, index, obj_off, buf.data(), len, false);
     }
   }
   if (!st.ok()) {
@@ -263,12 +282,13 @@ void Hydrator::Fetch(const Job& job) {
     st = Status(st.code() == ESTALE ? ESTALE : EIO, fmt::format("{}: {}", what, st.ToString()));
   }
   std::vector<std::shared_ptr<Need>> waiting;
-  bool complete = false;
+  std::vector<uint64_t> batch;
   {
     std::lock_guard lk(mu_);
     auto it = objects_.find(job.key);
     if (it != objects_.end()) {
       auto& obj = *it->second;
+      obj.ino = src.ino();
       auto w = obj.fetching.find(job.chunk);
       if (w != obj.fetching.end()) {
         waiting = std::move(w->second);
@@ -277,12 +297,45 @@ void Hydrator::Fetch(const Job& job) {
       if (st.ok() && !obj.have[job.chunk]) {
         obj.have[job.chunk] = 1;
         obj.in++;
-        if (obj.in == obj.chunks && !obj.notified) complete = obj.notified = true;
+        obj.unsynced.push_back(job.chunk);
+        if (obj.unsynced.size() >= kSyncBatch || obj.in == obj.chunks) {
+          batch.swap(obj.unsynced);
+          obj.syncing++;
+        }
       }
     }
   }
   for (auto& n : waiting) n->Finish(st);
-  if (complete) Report(src.ino(), object_id, index);
+  if (!batch.empty()) Sync(job.key, batch);
+}
+
+void Hydrator::Sync(const Key& key, const std::vector<uint64_t>& chunks) {
+  std::shared_ptr<Object> obj;
+  {
+    std::lock_guard lk(mu_);
+    auto it = objects_.find(key);
+    if (it == objects_.end()) return;
+    obj = it->second;   // objects being synced are never trimmed (syncing > 0)
+  }
+  const uint64_t object_id = std::get<1>(key);
+  const uint32_t index = std::get<2>(key);
+  Status st = obj->target->Fsync(object_id, {index});
+  if (st.ok()) st = obj->target->MarkResident(object_id, index, chunks);
+  bool report = false;
+  {
+    std::lock_guard lk(mu_);
+    obj->syncing--;
+    if (!st.ok()) {
+      // Not durable: fetched again, by the next read that needs them.
+      spdlog::warn("hydration of object {:x}.{}: {}", object_id, index, st.ToString());
+      for (uint64_t c : chunks) {
+        if (obj->have[c]) obj->in--;
+        obj->have[c] = 0;
+      }
+    }
+    if (obj->Done() && !obj->notified) report = obj->notified = true;
+  }
+  if (report) Report(obj->ino, object_id, index);
 }
 
 }  // namespace stria::store

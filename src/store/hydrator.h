@@ -3,11 +3,14 @@
 //
 // A read that carries a RepoFetch waits until the chunks (stripe units) it
 // covers are in this store. Each missing chunk is fetched once, however
-// many readers wait for it: a ranged GET with If-Match on the ETag, a
-// durable write, then its mark in the object's residency map. Chunks after
-// the ones a read needs are fetched ahead, so that a first sequential read
-// keeps many GETs in flight. When all chunks of an object are in, notify
-// reports it (the store's heartbeat carries it to stria-meta).
+// many readers wait for it: a ranged GET with If-Match on the ETag and a
+// write, after which its readers are served (from the page cache). One
+// fsync per batch of chunks then makes them durable, and only then are
+// they marked in the object's residency map, so a crash leaves each chunk
+// absent (fetched again) or right. Chunks after the ones a read needs are
+// fetched ahead, so that a first sequential read keeps many GETs in
+// flight. When all chunks of an object are in and durable, notify reports
+// it (the store's heartbeat carries it to stria-meta).
 //
 // Credentials come from this process's environment or shared credentials
 // file (the link's profile). Errors: ESTALE when the bucket object changed
@@ -37,7 +40,7 @@ class Hydrator {
  public:
   struct Options {
     int fetchers = 16;     // GETs in flight at once from this store
-    int read_ahead = 8;    // chunks fetched beyond the end of a read
+    int read_ahead = 16;   // chunks fetched beyond the end of a read
     repo::S3Options s3;
   };
   using Notify = std::function<void(const proto::RepoHydrated&)>;
@@ -67,6 +70,9 @@ class Hydrator {
   // The object's state, read from its residency map on first use. Needs mu_.
   std::shared_ptr<Object> FindOrLoad(const Key& key, Target* t, uint64_t chunks, Status* st);
   void Report(uint64_t ino, uint64_t object_id, uint32_t index);
+  // Makes fetched chunks durable and marks them; reports the object when
+  // that completes it.
+  void Sync(const Key& key, const std::vector<uint64_t>& chunks);
   Result<std::shared_ptr<repo::S3Client>> ClientFor(const proto::RepoLink& link);
   // Drops objects nobody waits on when the map grows large. Needs mu_.
   void Trim();

@@ -495,16 +495,21 @@ Result<std::vector<uint8_t>> Target::LoadResidency(uint64_t oid, uint32_t index)
   return out;
 }
 
-Status Target::MarkResident(uint64_t oid, uint32_t index, uint64_t chunk) {
+Status Target::MarkResident(uint64_t oid, uint32_t index, const std::vector<uint64_t>& chunks) {
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index) + ".res";
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Sys(errno, "target " + dir_ + ": open " + path);
   const char one = 1;
-  ssize_t n = ::pwrite(fd, &one, 1, static_cast<off_t>(chunk));
-  int e = errno;
+  for (uint64_t c : chunks) {
+    ssize_t n = ::pwrite(fd, &one, 1, static_cast<off_t>(c));
+    if (n != 1) {
+      int e = errno;
+      ::close(fd);
+      return Sys(n < 0 ? e : EIO, "target " + dir_ + ": write " + path);
+    }
+  }
   ::close(fd);
-  if (n != 1) return Sys(n < 0 ? e : EIO, "target " + dir_ + ": write " + path);
   return Status::Ok();
 }
 

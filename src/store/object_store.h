@@ -58,10 +58,11 @@ class Target {
   // filled from a bucket are in. Byte c of the .res file is 1 once chunk c
   // is; an object never hydrated has none.
   Result<std::vector<uint8_t>> LoadResidency(uint64_t object_id, uint32_t index);
-  // Records chunk c as in. Call it only after the chunk's data is durable
-  // (Write with sync): the mark may then reach the disk before or after,
-  // but never before the data, so a crash leaves a chunk absent or right.
-  Status MarkResident(uint64_t object_id, uint32_t index, uint64_t chunk);
+  // Records chunks as in. Call it only after their data is durable (Write
+  // with sync, or Fsync): the marks may then reach the disk before or
+  // after, but never before the data, so a crash leaves a chunk absent or
+  // right.
+  Status MarkResident(uint64_t object_id, uint32_t index, const std::vector<uint64_t>& chunks);
   // Deletes indexes 0..count-1 (absent ones are fine).
   Status Remove(uint64_t object_id, uint32_t count);
   // Bytes of the file system holding the target.

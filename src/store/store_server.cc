@@ -101,7 +101,11 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         bool only = req.has_fetch() && req.fetch().hydrate_only();
         if (Status st = CheckRange("read", req.offset(), only ? 0 : req.length()); !st.ok()) return resp.Fail(st);
         auto read = [this, t, req, resp] {
-          if (req.has_fetch() && req.fetch().hydrate_only()) return resp.Reply(proto::ObjReadReply());
+          if (req.has_fetch() && req.fetch().hydrate_only()) {
+            // The caller reports the file resident next: durable first.
+            if (Status st = t->Fsync(req.ino(), {req.index()}); !st.ok()) return resp.Fail(st);
+            return resp.Reply(proto::ObjReadReply());
+          }
           auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
           if (!data.ok()) return resp.Fail(data.status());
           bytes_read_->Inc(data->size());

@@ -267,13 +267,13 @@ def test_unreachable_endpoint_gives_eio_not_a_hang(cluster, proxy, bucket):
 
 def test_every_daemon_killed_mid_hydration_leaves_nothing_wrong(cluster, proxy, bucket, s3c):
     name, _ = bucket
-    body = pattern(40 * MiB + 5, "restart")
+    body = pattern(120 * MiB + 5, "restart")   # more than the stores fetch ahead of a read
     s3c.put_object(Bucket=name, Key="r/restart.bin", Body=body)
     d = link(cluster, proxy, name, "r")
     m = Mount(cluster)
     try:
         with open(m.path + d + "/restart.bin", "rb") as f:
-            assert f.read(8 * MiB) == body[:8 * MiB]   # some chunks in, more on their way
+            assert f.read(4 * MiB) == body[:4 * MiB]   # some chunks in, more on their way
     finally:
         m.kill()
         m.close()
@@ -285,5 +285,5 @@ def test_every_daemon_killed_mid_hydration_leaves_nothing_wrong(cluster, proxy, 
     before = len(gets(proxy, "restart.bin"))
     assert cat(cluster, f"{d}/restart.bin") == body
     again = len(gets(proxy, "restart.bin")) - before
-    assert 0 < again < 41, again   # what was in before the kill stayed in
+    assert 0 < again < 121, again   # what was in before the kill stayed in
     wait_for(lambda: status(cluster, d)["resident_files"] == 1, "file resident after the restarts")
