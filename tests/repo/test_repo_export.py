@@ -11,32 +11,15 @@ import sys
 import time
 import uuid
 
-import boto3
 import pytest
-from botocore.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
-from conftest import Cluster, Mount, bin_path  # noqa: E402
-from fault_proxy import FaultProxy  # noqa: E402
-from s3_fixtures import s3  # noqa: E402,F401 (a fixture)
+from conftest import Mount, bin_path  # noqa: E402
+from s3_fixtures import s3, proxy, s3c, cluster  # noqa: E402,F401 (fixtures)
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def proxy(s3):
-    p = FaultProxy(s3.endpoint, s3.access_key, s3.secret_key, s3.region).start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture(scope="module")
-def s3c(s3):
-    return boto3.client("s3", endpoint_url=s3.endpoint, region_name=s3.region,
-                        aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
-                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +27,6 @@ def bucket(s3c):
     name = "stria-export-" + uuid.uuid4().hex[:10]
     s3c.create_bucket(Bucket=name)
     return name
-
-
-@pytest.fixture(scope="module")
-def cluster(s3):
-    saved = dict(os.environ)
-    os.environ.update({"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})
-    c = Cluster()
-    yield c
-    c.down()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,10 @@ from botocore.config import Config
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
-from conftest import Cluster, Mount, bin_path  # noqa: E402
-from fault_proxy import FaultProxy  # noqa: E402
-from s3_fixtures import s3  # noqa: E402,F401 (a fixture)
+from conftest import Mount, bin_path  # noqa: E402
+from s3_fixtures import s3, proxy, s3c, cluster  # noqa: E402,F401 (fixtures)
 
 BIG = 1050   # more than one ListObjectsV2 page
-
-
-@pytest.fixture(scope="module")
-def proxy(s3):
-    p = FaultProxy(s3.endpoint, s3.access_key, s3.secret_key, s3.region).start()
-    yield p
-    p.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +41,6 @@ def bucket(s3):
         list(ex.map(lambda kv: c.put_object(Bucket=name, Key=kv[0], Body=kv[1]), keys.items()))
     heads = {k: c.head_object(Bucket=name, Key=k) for k in ["train/cats/c1.jpg"]}
     return name, keys, heads
-
-
-@pytest.fixture(scope="module")
-def cluster(s3):
-    # The clients (CLI and mount) read the credentials from the environment.
-    saved = dict(os.environ)
-    os.environ.update({"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key})
-    c = Cluster()
-    yield c
-    c.down()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def lists(proxy):
