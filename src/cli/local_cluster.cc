@@ -306,7 +306,12 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
   }
   // The data-repository policies (auto-export); idle without links.
   fs::create_directories(dir + "/mover", ec);
-  STRIA_RETURN_IF_ERROR(StartDaemon("mover", "stria-mover", dir + "/mover", {"--meta", meta_addr}, opt).status());
+  std::vector<std::string> mover_args = {"--meta", meta_addr};
+  if (opt.high_watermark > 0) {
+    mover_args.insert(mover_args.end(), {"--high-watermark", fmt::format("{}", opt.high_watermark),
+                                         "--low-watermark", fmt::format("{}", opt.low_watermark)});
+  }
+  STRIA_RETURN_IF_ERROR(StartDaemon("mover", "stria-mover", dir + "/mover", mover_args, opt).status());
   // Healthy: every target is up in meta's cluster map.
   ClientOptions copt;
   copt.meta = meta_addr;

@@ -26,6 +26,8 @@ struct LocalOptions {
   std::string log_level = "info";
   std::string mount;          // if set, also mount the cluster here (stria-fuse)
   std::string mount_options;  // -o options for stria-fuse
+  // stria-mover's watermark release (percent of the targets used; 0: off).
+  double high_watermark = 0, low_watermark = 0;
 };
 
 struct LocalProcess {
