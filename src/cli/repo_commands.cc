@@ -102,6 +102,7 @@ Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
 Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state, int jobs, bool json_out,
                const char* verb, const std::function<Result<uint64_t>(const std::string&)>& op) {
   auto t0 = std::chrono::steady_clock::now();
+  for (const auto& p : paths) STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
   // Export: the deletions of links that export them go first, so that a
   // file made again under a removed one's name is not deleted after it.
   uint64_t deleted = 0;
@@ -113,7 +114,6 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   }
   std::vector<std::pair<std::string, uint64_t>> files;
   for (const auto& p : paths) {
-    STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
     uint64_t dirs = 0;
     STRIA_RETURN_IF_ERROR(Walk(
         c, p,

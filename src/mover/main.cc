@@ -103,8 +103,10 @@ bool Release(Client& c, const Watermarks& w, metrics::Counter& released) {
     files += *r ? 1 : 0;
   }
   released.Inc(files);
-  spdlog::info("targets {:.1f}% used (high watermark {}%): released {} files, {} bytes, toward {}%",
-               used * 100.0 / cap, w.high, files, freed, w.low);
+  // Nothing left to release is said once a round at debug level only.
+  spdlog::log(files ? spdlog::level::info : spdlog::level::debug,
+              "targets {:.1f}% used (high watermark {}%): released {} files, {} bytes, toward {}%",
+              used * 100.0 / cap, w.high, files, freed, w.low);
   return files > 0;
 }
 
