@@ -9,6 +9,8 @@
 namespace stria::meta {
 
 inline constexpr uint64_t kDefaultStripe = 1 << 20;
+// Files imported from a bucket, unless their directory says otherwise.
+inline constexpr uint64_t kBucketStripe = 8 << 20;
 
 // lookup.cc: name in dir, after checking that dir is a directory the caller
 // may search.

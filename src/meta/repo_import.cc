@@ -103,7 +103,9 @@ Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& r
     a->set_size(o.size());
     a->set_mtime_ns(mtime);
     a->set_atime_ns(mtime);
-    uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kDefaultStripe;
+    // Each stripe unit of a released file is fetched with one GET: larger
+    // units than usual, since an S3 server's cost is mostly per request.
+    uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kBucketStripe;
     STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(a->ino(), ss, dir.default_layout().stripe_count()));
     *rec.mutable_layout() = layout;
     rec.set_repo_key(dir.repo_key() + o.name());

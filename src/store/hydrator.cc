@@ -12,7 +12,7 @@ constexpr uint64_t kMaxChunk = 16ull << 20;    // a chunk is fetched into memory
 constexpr uint64_t kMaxStripe = 4ull << 30;    // as meta allows
 constexpr uint64_t kMaxSize = 1ull << 60;
 constexpr size_t kMaxObjects = 20000;          // objects remembered beyond those being fetched
-constexpr size_t kSyncBatch = 16;              // chunks made durable (and marked) with one fsync
+constexpr uint64_t kSyncBytes = 16ull << 20;   // fetched bytes made durable (and marked) with one fsync
 
 // Where the chunks of one stripe object are. A chunk is a stripe unit, or
 // a piece of one when units are larger than kMaxChunk: it never crosses a
@@ -62,7 +62,7 @@ struct Hydrator::Object {
   bool notified = false;       // reported complete by this process
   std::map<uint64_t, std::vector<std::shared_ptr<Need>>> fetching;   // chunk -> readers waiting
   // Written and served, not yet durable nor marked: made so in batches of
-  // kSyncBatch (or when the object is complete) by one fsync.
+  // kSyncBytes (or when the object is complete) by one fsync.
   std::vector<uint64_t> unsynced;
   int syncing = 0;             // batches being made durable now
   Target* target = nullptr;
@@ -187,7 +187,8 @@ void Hydrator::Ensure(Target* t, uint64_t object_id, uint32_t index, const proto
     if (obj) {
       for (uint64_t c = first; c <= last; c++) want(c, true);
       if (obj->in < obj->chunks) {
-        for (uint64_t c = last + 1; c <= last + uint64_t(options_.read_ahead); c++) want(c, false);
+        uint64_t ahead = std::max<uint64_t>(1, options_.read_ahead / g.piece);
+        for (uint64_t c = last + 1; c <= last + ahead; c++) want(c, false);
       }
       // All in, but not reported by this process (it restarted, or a
       // report was lost): report it again.
@@ -298,7 +299,7 @@ void Hydrator::Fetch(const Job& job) {
         obj.have[job.chunk] = 1;
         obj.in++;
         obj.unsynced.push_back(job.chunk);
-        if (obj.unsynced.size() >= kSyncBatch || obj.in == obj.chunks) {
+        if (obj.unsynced.size() * g.piece >= kSyncBytes || obj.in == obj.chunks) {
           batch.swap(obj.unsynced);
           obj.syncing++;
         }

@@ -40,7 +40,7 @@ class Hydrator {
  public:
   struct Options {
     int fetchers = 16;     // GETs in flight at once from this store
-    int read_ahead = 16;   // chunks fetched beyond the end of a read
+    uint64_t read_ahead = 32ull << 20;   // bytes fetched beyond the end of a read (whole chunks, at least one)
     repo::S3Options s3;
   };
   using Notify = std::function<void(const proto::RepoHydrated&)>;
