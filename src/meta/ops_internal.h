@@ -23,6 +23,9 @@ Result<InodeRecord> PrepareAdd(Ctx& c, Txn& t, uint64_t parent, const std::strin
 // create.cc: a fresh inode (number allocated in t) owned by cred, in dir.
 Result<InodeRecord> NewInode(Ctx& c, Txn& t, const InodeRecord& dir, proto::FileType type,
                              uint32_t mode, const proto::Cred& cred);
+// setattr.cc: file rec gets a new object id (nothing in the stores yet);
+// its old objects are queued as garbage.
+Status FreshObjects(Ctx& c, Txn& t, InodeRecord& rec);
 // setattr.cc: size 0 without touching the stores: a new object id (always:
 // the stores may hold writes meta has not seen), the old objects queued as
 // garbage.

@@ -49,11 +49,7 @@ Result<std::string> OpRepoRelease(Ctx& c, Txn& t, const std::string& msg) {
     if (c.sessions.IsOpen(req.ino())) return Err(EBUSY, "repo release: inode {} is open", req.ino());
     STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, rec));
     if (!root) return Err(EINVAL, "repo release: the link of inode {} is gone", req.ino());
-    if (rec.layout().targets_size() > 0) {
-      STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
-      STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
-      rec.mutable_layout()->set_object_id(oid);
-    }
+    STRIA_RETURN_IF_ERROR(FreshObjects(c, t, rec));
     // A new version: caches of the old objects must not be trusted.
     auto* a = rec.mutable_attr();
     a->set_version(a->version() + 1);

@@ -79,11 +79,7 @@ Result<std::string> OpRepoHydrated(Ctx& c, Txn& t, const std::string& msg) {
 Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string& etag, int64_t mtime_ns) {
   if (size > (1ull << 60)) return Err(EINVAL, "inode {}: object size {} is out of range", rec.attr().ino(), size);
   // Fresh objects: chunks of the old content may be in the old ones.
-  if (rec.layout().targets_size() > 0) {
-    STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
-    STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
-    rec.mutable_layout()->set_object_id(oid);
-  }
+  STRIA_RETURN_IF_ERROR(FreshObjects(c, t, rec));
   auto* a = rec.mutable_attr();
   a->set_size(size);
   if (mtime_ns) a->set_mtime_ns(mtime_ns);

@@ -9,16 +9,20 @@
 namespace stria::meta {
 
 // Size 0 without touching the stores: new object id, old objects to garbage.
+Status FreshObjects(Ctx& c, Txn& t, InodeRecord& rec) {
+  if (rec.layout().targets_size() == 0) return Status::Ok();
+  STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
+  STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
+  rec.mutable_layout()->set_object_id(oid);
+  return Status::Ok();
+}
+
 Status TruncateToZero(Ctx& c, Txn& t, InodeRecord& rec, const proto::Cred& cred) {
   auto* a = rec.mutable_attr();
   // Always fresh objects: a size of 0 here does not mean empty objects, as
   // a client may have sent writes it has not committed yet (their bytes
   // would come back when the file grows again).
-  if (rec.layout().targets_size() > 0) {
-    STRIA_RETURN_IF_ERROR(c.QueueGarbage(t, rec.layout()));
-    STRIA_ASSIGN_OR_RETURN(uint64_t oid, c.NextCounter(t, "ino", 2));
-    rec.mutable_layout()->set_object_id(oid);
-  }
+  STRIA_RETURN_IF_ERROR(FreshObjects(c, t, rec));
   int64_t now = NowNs();
   a->set_size(0);
   a->set_mtime_ns(now);
