@@ -36,6 +36,7 @@ struct AcceleratorOptions {
   double warmup = 2;
   int max = 256;
   double target_au = 90;
+  double within = 0;      // percent: bisection stops when the bounds are this close
 };
 
 constexpr size_t kIo = 1 << 20;
@@ -189,7 +190,8 @@ Status RunOnce(Env& env, const Dataset& ds, const AcceleratorOptions& o, int run
     if (n == o.max) break;
     n = std::min(2 * n, o.max);
   }
-  while (bad != 0 && bad - good > 1) {
+  auto close_enough = [&] { return bad - good <= std::max(1, int(good * o.within / 100)); };
+  while (bad != 0 && !close_enough()) {
     int mid = good + (bad - good) / 2;
     STRIA_ASSIGN_OR_RETURN(bool ok, passes(mid));
     (ok ? good : bad) = mid;
@@ -222,6 +224,7 @@ Status RunAccelerators(Env& env, const AcceleratorOptions& o) {
   env.report.Param("warmup", o.warmup);
   env.report.Param("max", o.max);
   env.report.Param("target_au", o.target_au);
+  env.report.Param("within", o.within);
   STRIA_ASSIGN_OR_RETURN(Dataset ds, Dataset::Prepare(env, o.data));
   env.report.Param("dataset", ds.dir());
   std::mt19937_64 rng(env.seed);
@@ -256,8 +259,12 @@ void AddAcceleratorsCommand(CLI::App& app, CommonOptions& common, Action& action
       ->group(g)->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_option("--target-au", o->target_au, "AU (%) an accelerator count must reach to pass")
       ->group(g)->check(CLI::Range(1.0, 100.0))->capture_default_str();
+  sub->add_option("--within", o->within,
+                  "stop the bisection when the failing N is within this percent of the passing one "
+                  "(0: exact)")
+      ->group(g)->check(CLI::Range(0.0, 100.0))->capture_default_str();
   AddCommonOptions(sub, common);
-  sub->footer("Search: N = 1, 2, 4, ... until the AU falls below --target-au (or --max), then bisection. Each trial drops the caches, warms up, then measures --seconds. Figures: accelerators (the largest N that passed), au_at_n (%), MBps_at_n (MB/s), samples_per_sec_at_n, next_tried (the smallest N that failed) and au_at_next (%).");
+  sub->footer("Search: N = 1, 2, 4, ... until the AU falls below --target-au (or --max), then bisection (to --within). Each trial drops the caches, warms up, then measures --seconds. Figures: accelerators (the largest N that passed), au_at_n (%), MBps_at_n (MB/s), samples_per_sec_at_n, next_tried (the smallest N that failed) and au_at_next (%).");
   sub->callback([o, &action] { action = [o](Env& env) { return RunAccelerators(env, *o); }; });
 }
 

@@ -32,7 +32,10 @@ struct ClientOptions {
   // Sequential read-ahead window in bytes (at least one stripe row is read);
   // 0: none (the FUSE mount leaves read-ahead to the kernel).
   uint64_t readahead = 8u << 20;
-  // Bytes of writes buffered per open file before they are sent.
+  // Bytes of writes buffered per open file before they are sent. A full
+  // buffer is sent behind the writer (one per file on the wire at a time);
+  // a store's error on it is returned by the next write, read, fsync or
+  // close of the file. fsync and close return once all is durable.
   uint64_t write_buffer = 8u << 20;
   // The caller's identity for permission checks; default: this process's.
   int64_t uid = -1;

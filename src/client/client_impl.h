@@ -43,6 +43,8 @@ struct Prefetch {
   std::string data;   // the file's bytes [0, data.size()); holes as zeros
 };
 
+struct WriteBatch;   // below
+
 // One file (inode) this client has open: what all of the client's handles
 // on it share, as a kernel's page cache is shared by descriptors, so that
 // every handle sees what any other wrote, in order: the size as this client
@@ -63,6 +65,10 @@ struct OpenFile {
   // Write-back buffer: one contiguous dirty extent not yet sent.
   uint64_t wb_offset = 0;
   std::string wb;
+  // The previous buffer, sent and not yet landed (at most one, so that
+  // overlapping writes reach the stores in order).
+  std::shared_ptr<WriteBatch> flying;
+  bool Dirty() const { return uncommitted || !wb.empty() || flying != nullptr; }
   // Written (sent) but not yet made durable and committed to meta.
   bool uncommitted = false;
   uint64_t written_end = 0;        // largest end offset written
@@ -104,6 +110,19 @@ struct StoreOp {
   std::span<char> into;
   rpc::CallResult result;
   bool done = false;
+};
+
+// One store-write batch sent behind the writer (write-behind): the
+// writer goes on filling the next buffer while this one is on the wire.
+// Its ops are retried, and its outcome reported, when it lands (the next
+// flush, read, fsync or close of the file).
+struct WriteBatch {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = 0;                 // replies still to come; GUARDED_BY(mu)
+  std::vector<StoreOp> ops;        // results written by the replies
+  uint64_t offset = 0;
+  size_t len = 0;
 };
 
 }  // namespace client
@@ -214,7 +233,14 @@ struct Client::Impl {
   void TakePrefetch(client::OpenFile& f, const std::shared_ptr<client::Prefetch>& pf, uint64_t gen);
   // One try of Client::Pread (which retries it after a Refresh).
   Result<size_t> PreadOnce(int fd, void* buf, size_t n, uint64_t offset);
+  // Sends the write buffer and waits until it (and any batch in flight)
+  // is on the stores.
   Status FlushLocked(client::OpenFile& f);
+  // Sends the write buffer without waiting for it, once the batch before it
+  // has landed (write-behind: the next writes fill a new buffer meanwhile).
+  Status FlushBehindLocked(client::OpenFile& f);
+  // Waits for the batch in flight, retries what failed; its error if any.
+  Status LandLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);
   Result<std::shared_ptr<client::Handle>> GetHandle(int fd);

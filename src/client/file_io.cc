@@ -233,14 +233,59 @@ void Client::Impl::TakePrefetch(OpenFile& f, const std::shared_ptr<client::Prefe
   f.rc_offset = 0;
 }
 
-Status Client::Impl::FlushLocked(OpenFile& f) {
+Status Client::Impl::LandLocked(OpenFile& f) {
+  if (!f.flying) return Status::Ok();
+  std::shared_ptr<client::WriteBatch> b = std::move(f.flying);
+  {
+    std::unique_lock lk(b->mu);
+    b->cv.wait(lk, [&] { return b->left == 0; });
+  }
+  for (StoreOp& op : b->ops) op.done = op.result.status.ok();
+  // What failed is sent again, with RunStoreOps's retries and deadline.
+  STRIA_RETURN_IF_ERROR(RunStoreOps(b->ops, "write " + f.path));
+  Wrote(f, b->offset, b->len);
+  return Status::Ok();
+}
+
+Status Client::Impl::FlushBehindLocked(OpenFile& f) {
+  STRIA_RETURN_IF_ERROR(LandLocked(f));
   if (f.wb.empty()) return Status::Ok();
   auto data = std::make_shared<const std::string>(std::move(f.wb));
   f.wb = std::string();
-  return WriteStripes(f, f.wb_offset, data, 0, data->size());
+  auto b = std::make_shared<client::WriteBatch>();
+  b->offset = f.wb_offset;
+  b->len = data->size();
+  STRIA_ASSIGN_OR_RETURN(b->ops, WriteOps(f, f.wb_offset, data, 0, data->size(), false));
+  b->left = b->ops.size();
+  f.flying = b;
+  for (size_t i = 0; i < b->ops.size(); i++) {
+    StoreOp& op = b->ops[i];
+    auto done = [b, i](rpc::CallResult&& r) {
+      std::lock_guard lk(b->mu);
+      b->ops[i].result = std::move(r);
+      if (--b->left == 0) b->cv.notify_all();
+    };
+    auto ch = StoreFor(op.target);
+    if (!ch.ok()) {
+      rpc::CallResult r;
+      r.status = ch.status();
+      done(std::move(r));   // LandLocked retries it
+      continue;
+    }
+    rpc::CallOptions co;
+    co.timeout = opt.timeout;
+    (*ch)->Call(op.type, op.message, op.payload, co, std::move(done));
+  }
+  return Status::Ok();
+}
+
+Status Client::Impl::FlushLocked(OpenFile& f) {
+  STRIA_RETURN_IF_ERROR(FlushBehindLocked(f));
+  return LandLocked(f);
 }
 
 Status Client::Impl::SyncLocked(OpenFile& f) {
+  STRIA_RETURN_IF_ERROR(LandLocked(f));
   std::vector<StoreOp> ops;
   std::set<uint32_t> synced;   // objects that the final writes sync themselves
   uint64_t final_off = f.wb_offset, final_len = f.wb.size();
@@ -388,8 +433,9 @@ Result<size_t> Client::Pwrite(int fd, const void* buf, size_t n, uint64_t offset
   uint64_t limit = impl_->opt.write_buffer;
   bool appends = !f->wb.empty() && offset == f->wb_offset + f->wb.size() &&
                  f->wb.size() + n <= limit;
-  if (!appends) STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));
+  if (!appends) STRIA_RETURN_IF_ERROR(impl_->FlushBehindLocked(*f));
   if (n >= limit) {
+    STRIA_RETURN_IF_ERROR(impl_->LandLocked(*f));
     // Large writes go straight out, in buffer-sized parallel batches.
     for (size_t done = 0; done < n;) {
       size_t part = std::min<size_t>(n - done, limit);

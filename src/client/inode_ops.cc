@@ -60,13 +60,14 @@ int Client::Impl::AddHandle(const proto::Attr& attr, const proto::Layout& layout
   // this open's O_TRUNC, or elsewhere): what we had buffered was written
   // before that, and is cut away with the rest.
   if (layout.object_id() != f.layout.object_id()) {
+    (void)LandLocked(f);   // bytes for the old objects: their outcome no longer matters
     f.layout = layout;
     f.wb.clear();
     f.touched.clear();
     f.written_end = 0;
     f.size = 0;
   }
-  bool changing = f.uncommitted || !f.wb.empty();
+  bool changing = f.Dirty();
   f.size = changing ? std::max(f.size, attr.size()) : attr.size();
   if (attr.version() != f.version) f.DropReadCache();
   f.version = attr.version();
@@ -98,7 +99,7 @@ FileAttr Client::Impl::WithLocalSize(const proto::Attr& a) {
   if (auto f = FileOf(a.ino())) {
     std::lock_guard lk(f->mu);
     // Our writes not yet committed count, as the kernel's dirty pages do.
-    if (f->uncommitted || !f->wb.empty()) out.size = std::max(out.size, f->size);
+    if (f->Dirty()) out.size = std::max(out.size, f->size);
   }
   return out;
 }
@@ -393,7 +394,7 @@ Result<OpenedFile> Client::Open(const Caller& c, uint64_t ino, int flags, bool p
     if (auto h = impl_->GetHandle(out.fd); h.ok()) {
       auto& f = *(*h)->file;
       std::lock_guard lk(f.mu);
-      if (f.rc.empty() && !f.prefetch && f.wb.empty() && !f.uncommitted && f.size == pf->data.size()) {
+      if (f.rc.empty() && !f.prefetch && !f.Dirty() && f.size == pf->data.size()) {
         f.prefetch = std::move(pf);
       }
     }
