@@ -12,8 +12,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cctype>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -35,8 +40,8 @@ const char kUsage[] =
     "  -d                 foreground with debug logging\n"
     "  -o OPTIONS         comma-separated: attr_timeout=S, entry_timeout=S, negative_timeout=S,\n"
     "                     cache=on|off, default_permissions, no_allow_other,\n"
-    "                     timeout=S, max_threads=N, log=FILE, log_level=LEVEL, and libfuse's\n"
-    "                     own (ro, max_read=N, ...)\n";
+    "                     timeout=S, max_threads=N, readahead_kb=N, log=FILE, log_level=LEVEL,\n"
+    "                     and libfuse's own (ro, max_read=N, ...)\n";
 
 struct Args {
   MountOptions opt;
@@ -123,6 +128,55 @@ void SetUpLogging(const Args& a, bool detached) {
   spdlog::set_default_logger(logger);
 }
 
+// The "maj:min" device of the mount at path, from /proc/self/mountinfo
+// (a stat of the mount point would wait for this very process).
+std::string MountDevice(const std::string& path) {
+  char real[PATH_MAX];
+  std::string want = ::realpath(path.c_str(), real) ? real : path;
+  auto unescape = [](const std::string& s) {   // mountinfo writes ' ' as \040
+    std::string out;
+    for (size_t i = 0; i < s.size(); i++) {
+      if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+        out.push_back(static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8)));
+        i += 3;
+      } else {
+        out.push_back(s[i]);
+      }
+    }
+    return out;
+  };
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point;
+    if (f >> id >> parent >> dev >> root >> point && unescape(point) == want) found = dev;   // the last one wins
+  }
+  return found;
+}
+
+// Sets the kernel's read-ahead window of the mount. The kernel caps it at
+// INIT (to 128 KiB), so this waits until INIT has been answered.
+void SetReadahead(StriaFs& fs, const std::string& mountpoint, unsigned kb) {
+  for (int i = 0; i < 2000 && !fs.initialized(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!fs.initialized()) return;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));   // the INIT reply is on its way
+  std::string dev = MountDevice(mountpoint);
+  if (dev.empty()) {
+    spdlog::warn("read-ahead left at the kernel's default: {} is not in /proc/self/mountinfo", mountpoint);
+    return;
+  }
+  std::string file = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+  std::ofstream out(file);
+  out << kb << "\n";
+  out.flush();
+  if (!out) {
+    spdlog::warn("read-ahead left at the kernel's default: cannot write {} (not root?)", file);
+    return;
+  }
+  spdlog::info("kernel read-ahead of {}: {} KiB", mountpoint, kb);
+}
+
 int Run(Args& a, int report_fd) {
   SetUpLogging(a, report_fd >= 0);
   auto fail = [&](const Status& st) {
@@ -171,12 +225,17 @@ int Run(Args& a, int report_fd) {
       if (null > 2) ::close(null);
     }
   }
+  std::thread readahead;
+  if (a.opt.readahead_kb > 0) {
+    readahead = std::thread([&] { SetReadahead(fs, a.mountpoint, a.opt.readahead_kb); });
+  }
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, a.opt.max_threads);
   fuse_loop_cfg_set_idle_threads(cfg, std::min(a.opt.max_threads, 16u));
   fuse_loop_cfg_set_clone_fd(cfg, 1);
   int rc = fuse_session_loop_mt(se, cfg);
   fuse_loop_cfg_destroy(cfg);
+  if (readahead.joinable()) readahead.join();
   spdlog::info("session loop ended ({}): unmounting {}", rc, a.mountpoint);
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

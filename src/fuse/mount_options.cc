@@ -70,6 +70,13 @@ Status ParseMountOptions(const std::string& o, MountOptions* opt) {
         return Err(EINVAL, "mount option max_threads={}: use 1..1024", val);
       }
       opt->max_threads = static_cast<unsigned>(n);
+    } else if (key == "readahead_kb" && has_val) {
+      char* end = nullptr;
+      long n = std::strtol(val.c_str(), &end, 10);
+      if (val.empty() || *end || n < 0 || n > (1 << 20)) {
+        return Err(EINVAL, "mount option readahead_kb={}: use 0..1048576", val);
+      }
+      opt->readahead_kb = static_cast<unsigned>(n);
     } else if (key == "log" && has_val) {
       opt->log = val;
     } else if (key == "log_level" && has_val) {

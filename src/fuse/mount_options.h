@@ -25,6 +25,10 @@ struct MountOptions {
   bool allow_other = true;          // other users may use the mount (no_allow_other)
   double timeout = 30.0;            // seconds one operation may take, retries included (timeout=)
   unsigned max_threads = 32;        // FUSE worker threads (max_threads=)
+  // The kernel's read-ahead per file on this mount, in KiB (readahead_kb=;
+  // 0: the kernel's default, 128). Its requests go out in parallel, one per
+  // MiB, so a deep window reads from every stripe at once.
+  unsigned readahead_kb = 8192;
   std::string log;                  // log file (log=); empty: stderr until daemonized, then none
   std::string log_level = "info";   // log_level=
   std::vector<std::string> fuse_args;   // options for libfuse, each "-o" "x"

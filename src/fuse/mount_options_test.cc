@@ -15,6 +15,9 @@ TEST(MountOptions, StriaOptionsAreTakenOut) {
   EXPECT_EQ(FuseOptionString(o), "fsname=stria@127.0.0.1:7000,subtype=stria,allow_other,ro,max_read=131072");
   ASSERT_TRUE(ParseMountOptions("default_permissions", &o).ok());
   EXPECT_TRUE(o.default_permissions);
+  EXPECT_EQ(o.readahead_kb, 8192u);
+  ASSERT_TRUE(ParseMountOptions("readahead_kb=0", &o).ok());
+  EXPECT_EQ(o.readahead_kb, 0u);
 }
 
 TEST(MountOptions, FstabWordsAreDropped) {
@@ -46,6 +49,8 @@ TEST(MountOptions, BadValuesNameTheOption) {
   EXPECT_EQ(ParseMountOptions("fsname=x", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("writeback_cache", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("attr_timeout=-1", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("readahead_kb=lots", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("readahead_kb=2000000", &o).code(), EINVAL);
 }
 
 }  // namespace

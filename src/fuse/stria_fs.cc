@@ -121,7 +121,7 @@ void ReplyAttr(fuse_req_t req, const FileAttr& a) {
 
 // ------------------------------------------------------------ namespace --
 
-void Init(void*, fuse_conn_info* conn) {
+void Init(void* userdata, fuse_conn_info* conn) {
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
@@ -145,6 +145,7 @@ void Init(void*, fuse_conn_info* conn) {
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;
+  static_cast<StriaFs*>(userdata)->MarkInitialized();
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -13,6 +13,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse3/fuse_lowlevel.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <unordered_set>
@@ -36,6 +37,9 @@ class StriaFs {
   const MountOptions& options() const { return opt_; }
   InodeTable& inodes() { return inodes_; }
   fuse_session* session() const { return se_; }
+  // Whether the kernel's INIT has been answered (set by the init handler).
+  bool initialized() const { return initialized_.load(); }
+  void MarkInitialized() { initialized_.store(true); }
 
   // Stria's inode number for the kernel's (the root is FUSE_ROOT_ID).
   uint64_t ToStria(fuse_ino_t ino) const { return ino == FUSE_ROOT_ID ? root_ : ino; }
@@ -58,6 +62,7 @@ class StriaFs {
   InodeTable inodes_;
   uint64_t root_;
   fuse_session* se_ = nullptr;
+  std::atomic<bool> initialized_{false};
   mutable std::mutex locked_mu_;
   std::unordered_set<uint64_t> locked_;   // GUARDED_BY(locked_mu_)
 };

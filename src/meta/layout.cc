@@ -1,5 +1,5 @@
 // GetLayout/SetLayout: a file's striping, or a directory's default for new
-// files.
+// files and subdirectories.
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"

@@ -235,6 +235,18 @@ TEST_F(NsTest, LayoutInheritanceAndSetLayout) {
   EXPECT_EQ(f->layout().stripe_size(), 64u * 1024);
   EXPECT_EQ(f->layout().stripe_count(), 1u);
   EXPECT_EQ(f->layout().targets_size(), 1);
+  // A new subdirectory starts with its parent's default, and its files too.
+  auto sub = Mkdir(d->ino(), "sub");
+  ASSERT_TRUE(sub.ok());
+  gl.set_ino(sub->ino());
+  auto sl2 = Call<proto::GetLayoutReply>(proto::GET_LAYOUT, gl);
+  ASSERT_TRUE(sl2.ok());
+  EXPECT_TRUE(sl2->is_default());
+  EXPECT_EQ(sl2->layout().stripe_size(), 64u * 1024);
+  auto sf = Create(sub->ino(), "f");
+  ASSERT_TRUE(sf.ok());
+  EXPECT_EQ(sf->layout().stripe_size(), 64u * 1024);
+  EXPECT_EQ(sf->layout().stripe_count(), 1u);
   // A new empty file may change its layout; one with data may not.
   sl.set_ino(f->attr().ino());
   sl.mutable_layout()->set_stripe_count(2);
