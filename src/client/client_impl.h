@@ -217,6 +217,10 @@ struct Client::Impl {
                               const proto::RepoSource& source, const std::string& what);
   // The same for ino, when meta says it is released (else nothing to do).
   Status HydrateIno(const proto::Cred& c, uint64_t ino, const std::string& what);
+  // Sends a rename. Meta refuses (ENODATA) to rename a released file under
+  // a link, since its bucket key is where its data is: such a file is
+  // hydrated first (both of an exchange), and the rename sent again.
+  Status RenameHydrating(proto::RenameRequest req, const std::string& what);
   // An open's answer: a released file opened for writing is hydrated
   // first, since its writes must land on its bucket data (O_TRUNC needs
   // none: meta gave it fresh objects). On failure the open is undone in meta.

@@ -327,13 +327,12 @@ Status Client::Rename(const Caller& c, uint64_t parent, const std::string& name,
                       const std::string& new_name, unsigned flags) {
   proto::RenameRequest req;
   *req.mutable_cred() = ToCred(c);
-  *req.mutable_mid() = impl_->NextMid();
   req.set_src_parent(parent);
   req.set_src_name(name);
   req.set_dst_parent(new_parent);
   req.set_dst_name(new_name);
   req.set_flags(flags);
-  return impl_->MetaCall<proto::RenameReply>(proto::RENAME, req).status();
+  return impl_->RenameHydrating(std::move(req), "rename " + name + " to " + new_name);
 }
 
 Result<std::string> Client::Readlink(const Caller& c, uint64_t ino) {

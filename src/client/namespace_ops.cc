@@ -99,9 +99,7 @@ Status Client::Rename(const std::string& from, const std::string& to, unsigned f
   req.set_dst_parent(dst.first);
   req.set_dst_name(dst.second);
   req.set_flags(flags);
-  return impl_->MetaCall<proto::RenameReply>(proto::RENAME, req)
-      .status()
-      .Prefixed("rename " + from + " to " + to);
+  return impl_->RenameHydrating(std::move(req), "rename " + from + " to " + to);
 }
 
 Status Client::Symlink(const std::string& target, const std::string& link_path) {

@@ -65,6 +65,25 @@ Status Client::Impl::HydrateIno(const proto::Cred& c, uint64_t ino, const std::s
   return Hydrate(c, ino, r->layout(), r->source(), what).status();
 }
 
+Status Client::Impl::RenameHydrating(proto::RenameRequest req, const std::string& what) {
+  *req.mutable_mid() = NextMid();
+  auto r = MetaCall<proto::RenameReply>(proto::RENAME, req);
+  if (r.ok() || r.status().code() != ENODATA) return r.status().Prefixed(what);
+  std::vector<std::pair<uint64_t, std::string>> names = {{req.src_parent(), req.src_name()}};
+  if (req.flags() & proto::RN_EXCHANGE) names.emplace_back(req.dst_parent(), req.dst_name());
+  for (const auto& [parent, name] : names) {
+    proto::LookupRequest lr;
+    *lr.mutable_cred() = req.cred();
+    lr.set_parent(parent);
+    lr.set_name(name);
+    auto l = MetaCall<proto::LookupReply>(proto::LOOKUP, lr);
+    if (!l.ok()) return l.status().Prefixed(what);
+    if (l->attr().type() == proto::FT_REG) STRIA_RETURN_IF_ERROR(HydrateIno(req.cred(), l->attr().ino(), what));
+  }
+  *req.mutable_mid() = NextMid();   // the refusal may be remembered under the first one
+  return MetaCall<proto::RenameReply>(proto::RENAME, req).status().Prefixed(what);
+}
+
 Status Client::Impl::HydrateForWrite(const proto::Cred& c, proto::OpenReply& r, int flags, const std::string& what) {
   int acc = flags & O_ACCMODE;
   if (!r.has_source() || acc == O_RDONLY) return Status::Ok();

@@ -207,7 +207,11 @@ TEST_F(RepoTest, LazyImportLevelByLevel) {
   ASSERT_TRUE(outside.ok());
   EXPECT_EQ(Rename(d->ino(), "b.bin", outside->ino(), "b.bin").code(), EXDEV);
   EXPECT_EQ(Link(a->ino(), outside->ino(), "alias").status().code(), EXDEV);
-  EXPECT_TRUE(Rename(d->ino(), "b.bin", d->ino(), "c.bin").ok());
+  // A released file is not renamed (its bucket key is where its data is):
+  // libstria hydrates it first.
+  auto refused = Rename(d->ino(), "b.bin", d->ino(), "c.bin");
+  EXPECT_EQ(refused.code(), ENODATA);
+  EXPECT_NE(refused.message().find("released"), std::string::npos) << refused.message();
 
   // Unlink refuses while data is only in the bucket or not exported.
   EXPECT_EQ(RepoUnlink(d->ino()).code(), EBUSY);

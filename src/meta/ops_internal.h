@@ -69,6 +69,13 @@ Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& r
 // repo_export.cc: file rec loses a name: when that was its last and its
 // link exports deletions, its bucket object is to be deleted at export.
 Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec);
+// A file renamed under a link: the bucket has it under its old key (if it
+// was ever there). It becomes dirty, so that export sends it under its new
+// name; when its old name is left empty (vacated), export_deletes has the
+// old key deleted too. Released files are refused before (their key is
+// where their data is): ENODATA from CheckRenamable, and libstria hydrates.
+Status NoteRepoRename(Ctx& c, Txn& t, InodeRecord& rec, bool vacated);
+Status CheckRenamable(const InodeRecord& rec, const std::string& name);
 // repo_link.cc: files and bytes by state under link root.
 Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
 

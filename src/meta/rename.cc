@@ -55,6 +55,7 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
   if (!se) return Err(ENOENT, "rename: no entry '{}' in directory {}", req.src_name(), req.src_parent());
   STRIA_ASSIGN_OR_RETURN(auto src, c.GetInode(t, se->ino()));
   STRIA_RETURN_IF_ERROR(CheckSticky(sdir.attr(), src.attr(), cred));
+  STRIA_RETURN_IF_ERROR(CheckRenamable(src, req.src_name()));
   STRIA_ASSIGN_OR_RETURN(auto de, c.GetEntry(t, req.dst_parent(), req.dst_name()));
   if (de && de->type() == proto::FT_DIR && de->ino() != se->ino() && !(req.flags() & proto::RN_EXCHANGE)) {
     STRIA_ASSIGN_OR_RETURN(auto victim, c.GetInode(t, de->ino()));
@@ -74,6 +75,7 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
     if (de->ino() == se->ino()) return proto::RenameReply().SerializeAsString();
     STRIA_ASSIGN_OR_RETURN(auto dst, c.GetInode(t, de->ino()));
     STRIA_RETURN_IF_ERROR(CheckSticky(ddir.attr(), dst.attr(), cred));
+    STRIA_RETURN_IF_ERROR(CheckRenamable(dst, req.dst_name()));
     bool dst_dir = dst.attr().type() == proto::FT_DIR;
     if (dst_dir && across) STRIA_RETURN_IF_ERROR(CheckAccess(dst.attr(), cred, kMayWrite, "rename"));
     if (src_dir) STRIA_RETURN_IF_ERROR(CheckNotUnder(c, t, src.attr().ino(), req.dst_parent()));
@@ -100,6 +102,12 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
     int64_t now = NowNs();
     for (uint64_t ino : {src.attr().ino(), dst.attr().ino(), req.src_parent(), req.dst_parent()}) {
       STRIA_ASSIGN_OR_RETURN(auto r, c.GetInode(t, ino));
+      if (r.attr().type() == proto::FT_REG) {
+        // Its old name now holds the other one: vacated only for a
+        // non-file (which export does not send there).
+        const auto& other = ino == src.attr().ino() ? dst : src;
+        STRIA_RETURN_IF_ERROR(NoteRepoRename(c, t, r, other.attr().type() != proto::FT_REG));
+      }
       r.mutable_attr()->set_ctime_ns(now);
       if (ino == req.src_parent() || ino == req.dst_parent()) r.mutable_attr()->set_mtime_ns(now);
       c.PutInode(t, r);
@@ -130,6 +138,7 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_RETURN_IF_ERROR(c.AddEntry(t, ddir, req.dst_name(), src.attr().ino(), src.attr().type()));
   STRIA_ASSIGN_OR_RETURN(src, c.GetInode(t, src.attr().ino()));
   if (src_dir) src.set_parent(req.dst_parent());
+  else STRIA_RETURN_IF_ERROR(NoteRepoRename(c, t, src, true));
   src.mutable_attr()->set_ctime_ns(NowNs());
   c.PutInode(t, src);
   return proto::RenameReply().SerializeAsString();

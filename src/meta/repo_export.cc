@@ -111,6 +111,19 @@ Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec) {
   return Status::Ok();
 }
 
+Status NoteRepoRename(Ctx& c, Txn& t, InodeRecord& rec, bool vacated) {
+  auto state = RepoStateOf(rec);
+  if (state != proto::RS_RESIDENT && state != proto::RS_DIRTY) return Status::Ok();
+  if (vacated) STRIA_RETURN_IF_ERROR(NoteRepoDeletion(c, t, rec));
+  rec.set_repo_state(proto::RS_DIRTY);
+  return Status::Ok();
+}
+
+Status CheckRenamable(const InodeRecord& rec, const std::string& name) {
+  if (RepoStateOf(rec) != proto::RS_RELEASED) return Status::Ok();
+  return Err(ENODATA, "rename: '{}' is released: its data must be read in from the bucket first", name);
+}
+
 Result<std::string> OpRepoDeletions(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoDeletionsRequest>(msg, "repo deletions"));
   STRIA_ASSIGN_OR_RETURN(auto root, c.GetInode(t, req.root()));

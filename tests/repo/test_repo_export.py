@@ -284,3 +284,46 @@ def test_deletions_are_exported_only_when_the_link_says_so(cluster, proxy, bucke
     s3c.put_object(Bucket=bucket, Key=f"{prefix}/a.bin", Body=b"two")
     assert run_json(cluster, "repo", "export", d)["deleted"] == 0
     assert body_of(s3c, bucket, f"{prefix}/a.bin") == b"two"
+
+
+def test_renames_are_exported_as_the_new_name(cluster, proxy, bucket, s3c, mount):
+    exists = lambda key: any(o["Key"] == key for o in  # noqa: E731
+                             s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+    for flag, old_gone in ((["--export-deletes"], True), ([], False)):
+        prefix = "ren-" + uuid.uuid4().hex[:8]
+        d = "/" + prefix
+        names = ("a.bin", "b.bin", "c.bin", "x.bin", "y.bin", "r.bin")
+        for name in names:
+            s3c.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=name.encode() * 1000)
+        cluster.stria("mkdir", d)
+        cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, *flag)
+        run_json(cluster, "repo", "warm", *[d + "/" + n for n in names if n != "r.bin"])
+        n = counts(cluster, d)
+        assert n["resident_files"] == 5 and n["released_files"] == 1, n
+        # A clean file renamed is dirty: the bucket has it under its old name only.
+        os.rename(mount.path + d + "/a.bin", mount.path + d + "/a2.bin")
+        # One renamed over another: the replaced one's key gets the new bytes.
+        os.rename(mount.path + d + "/b.bin", mount.path + d + "/c.bin")
+        # Two exchanged (renameat2 RENAME_EXCHANGE): both dirty, no key left empty.
+        subprocess.run([sys.executable, "-c",
+                        "import ctypes,sys; l=ctypes.CDLL(None,use_errno=True);"
+                        "r=l.renameat2(-100,sys.argv[1].encode(),-100,sys.argv[2].encode(),2);"
+                        "sys.exit(0 if r==0 else ctypes.get_errno())",
+                        mount.path + d + "/x.bin", mount.path + d + "/y.bin"], check=True)
+        # A released file is read in from the bucket first: its old key is
+        # where its data is.
+        os.rename(mount.path + d + "/r.bin", mount.path + d + "/r2.bin")
+        n = counts(cluster, d)
+        assert n["dirty_files"] == 5 and n["resident_files"] == 0 and n["released_files"] == 0, n
+        r = run_json(cluster, "repo", "export", d)
+        assert r["files"] == 5 and r["failed"] == 0, r
+        assert r.get("deleted", 0) == (3 if old_gone else 0), r   # a, b and r
+        assert body_of(s3c, bucket, f"{prefix}/a2.bin") == b"a.bin" * 1000
+        assert body_of(s3c, bucket, f"{prefix}/c.bin") == b"b.bin" * 1000
+        assert body_of(s3c, bucket, f"{prefix}/x.bin") == b"y.bin" * 1000
+        assert body_of(s3c, bucket, f"{prefix}/y.bin") == b"x.bin" * 1000
+        assert body_of(s3c, bucket, f"{prefix}/r2.bin") == b"r.bin" * 1000
+        for old in ("a.bin", "b.bin", "r.bin"):
+            assert exists(f"{prefix}/{old}") != old_gone, old
+        n = counts(cluster, d)
+        assert n["dirty_files"] == 0 and n["resident_files"] == 5, n
