@@ -26,7 +26,8 @@ Result<proto::ResolveReply> Client::Impl::Resolve(const std::string& path, bool 
   req.set_path(p);
   req.set_follow_last(follow_last);
   auto r = MetaCall<proto::ResolveReply>(proto::RESOLVE, req);
-  if (!r.ok()) return r.status().Prefixed(path);
+  // Meta's own answers name the path already; transport errors do not.
+  if (!r.ok() && !r.status().message().starts_with(p + ":")) return r.status().Prefixed(path);
   return r;
 }
 

@@ -642,6 +642,7 @@ def test_missing_path_fails_naming_it(cli, errdir, tmp_path, cmd, args):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert r.stdout == b""
     assert_error(r.stderr, cmd, "ENOENT", m)
+    assert r.stderr.count(m) == 1, r.stderr   # named once, not once per layer
     assert not local.exists()          # get made no local file
     assert_unchanged(cli, errdir)      # and nothing changed in Stria
 
