@@ -56,6 +56,10 @@ def body_of(s3c, bucket, key):
     return s3c.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def in_bucket(s3c, bucket, key):
+    return any(o["Key"] == key for o in s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+
+
 def object_gets(proxy):
     return [e for e in proxy.log() if e.method == "GET" and "list-type" not in (e.query or "")]
 
@@ -124,9 +128,15 @@ def test_release_frees_and_the_next_read_fetches_again(cluster, proxy, bucket, s
     with open(mount.path + d + "/model.bin", "rb") as f:
         assert f.read() == data
     assert len(object_gets(proxy)) > before   # it came from the bucket
+    # The stores report whole objects with their heartbeat: resident soon.
+    deadline = time.monotonic() + 15
+    while counts(cluster, d)["resident_files"] != 1:
+        assert time.monotonic() < deadline, "not resident 15 s after a whole read"
+        time.sleep(0.1)
 
     # Warm fetches it whole ahead of a job; then reads cost no GET.
-    run_json(cluster, "repo", "release", d)
+    r = run_json(cluster, "repo", "release", d)
+    assert r["files"] == 1, r
     r = run_json(cluster, "repo", "warm", d)
     assert r["files"] == 1 and r["bytes"] == len(data), r
     assert counts(cluster, d)["resident_files"] == 1   # at once, from the client's report
@@ -253,8 +263,9 @@ def test_watermark_release_frees_the_coldest_files_first(cluster, proxy, bucket,
 
 
 def test_deletions_are_exported_only_when_the_link_says_so(cluster, proxy, bucket, s3c, mount):
-    exists = lambda key: any(o["Key"] == key for o in  # noqa: E731
-                             s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+    def exists(key):
+        return in_bucket(s3c, bucket, key)
+
     for flag, gone in ((["--export-deletes"], True), ([], False)):
         prefix = "del-" + uuid.uuid4().hex[:8]
         d = "/" + prefix
@@ -287,8 +298,9 @@ def test_deletions_are_exported_only_when_the_link_says_so(cluster, proxy, bucke
 
 
 def test_renames_are_exported_as_the_new_name(cluster, proxy, bucket, s3c, mount):
-    exists = lambda key: any(o["Key"] == key for o in  # noqa: E731
-                             s3c.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", []))
+    def exists(key):
+        return in_bucket(s3c, bucket, key)
+
     for flag, old_gone in ((["--export-deletes"], True), ([], False)):
         prefix = "ren-" + uuid.uuid4().hex[:8]
         d = "/" + prefix
