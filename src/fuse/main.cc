@@ -129,7 +129,8 @@ void SetUpLogging(const Args& a, bool detached) {
 }
 
 // The "maj:min" device of the mount at path, from /proc/self/mountinfo
-// (a stat of the mount point would wait for this very process).
+// (the kernel's record: FUSE's st_dev is an anonymous device). Called once
+// the session loop runs: realpath looks the mount point up through it.
 std::string MountDevice(const std::string& path) {
   char real[PATH_MAX];
   std::string want = ::realpath(path.c_str(), real) ? real : path;
