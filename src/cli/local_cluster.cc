@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "common/util.h"
@@ -300,8 +301,10 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
     std::string sdir = dir + "/store-" + std::to_string(i);
     fs::create_directories(sdir + "/target", ec);
     if (ec) return Err(ec.value(), "local up: cannot create {}: {}", sdir, ec.message());
-    auto st = StartDaemon("store-" + std::to_string(i), "stria-store", sdir,
-                          {"--meta", meta_addr, "--target", sdir + "/target"}, opt);
+    std::vector<std::string> args = {"--meta", meta_addr, "--target", sdir + "/target"};
+    std::istringstream more(opt.store_args);
+    for (std::string a; more >> a;) args.push_back(a);
+    auto st = StartDaemon("store-" + std::to_string(i), "stria-store", sdir, args, opt);
     if (!st.ok()) return st.status();
   }
   // The data-repository policies (auto-export); idle without links.

@@ -178,8 +178,7 @@ class Writer {
     }
     n -= f.head.size();
     f.head.clear();
-    f.payload.offset += n;
-    f.payload.length -= n;
+    f.payload.Consume(n);
   }
 
   asio::steady_timer signal_;   // io thread only

@@ -36,20 +36,28 @@ using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
 // Raw bytes that travel after the message, never copied into protobuf.
-// Shares ownership of its buffer so that a frame can sit in a write queue
-// after the caller has moved on.
+// Shares ownership of the memory it points into (a string, or any buffer
+// that owner keeps alive) so that a frame can sit in a write queue after
+// the caller has moved on.
 struct Payload {
-  std::shared_ptr<const std::string> buf;
-  size_t offset = 0;
+  std::shared_ptr<const void> owner;
+  const char* data = nullptr;
   size_t length = 0;
 
   Payload() = default;
-  explicit Payload(std::string data)
-      : buf(std::make_shared<const std::string>(std::move(data))), offset(0), length(buf->size()) {}
+  explicit Payload(std::string s) {
+    auto b = std::make_shared<const std::string>(std::move(s));
+    data = b->data();
+    length = b->size();
+    owner = std::move(b);
+  }
   Payload(std::shared_ptr<const std::string> b, size_t off, size_t len)
-      : buf(std::move(b)), offset(off), length(len) {}
-  std::span<const char> span() const {
-    return buf ? std::span<const char>(buf->data() + offset, length) : std::span<const char>();
+      : owner(b), data(b->data() + off), length(len) {}
+  Payload(std::shared_ptr<const void> o, const char* p, size_t len) : owner(std::move(o)), data(p), length(len) {}
+  std::span<const char> span() const { return std::span<const char>(data, length); }
+  void Consume(size_t n) {
+    data += n;
+    length -= n;
   }
 };
 

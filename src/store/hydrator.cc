@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 #include "client/striping.h"
 #include "repo/credentials.h"
 
@@ -34,6 +36,61 @@ struct Geometry {
 };
 }  // namespace
 
+// Chunk buffers (4 KiB-aligned, for O_DIRECT), reused: a new one costs a
+// page fault per 4 KiB on first touch, a quarter of a store's CPU in a
+// first read. Buffers hold on to the pool, which may outlive the hydrator
+// while replies that point into them wait to be sent.
+class Hydrator::ChunkPool {
+ public:
+  explicit ChunkPool(uint64_t keep) : keep_(keep) {}
+  ~ChunkPool() { Trim(); }
+
+  static std::shared_ptr<const char> Get(const std::shared_ptr<ChunkPool>& pool, uint64_t len) {
+    const uint64_t cap = (len + kAlign - 1) / kAlign * kAlign;
+    char* p = nullptr;
+    {
+      std::lock_guard lk(pool->mu_);
+      auto it = pool->free_.find(cap);
+      if (it != pool->free_.end()) {
+        p = it->second;
+        pool->free_.erase(it);
+        pool->kept_ -= cap;
+      }
+    }
+    if (!p) p = static_cast<char*>(std::aligned_alloc(4096, cap));
+    if (!p) return nullptr;
+    return std::shared_ptr<const char>(p, [pool, cap](const char* q) { pool->Put(const_cast<char*>(q), cap); });
+  }
+  // Frees the buffers nobody uses (the hydrator is idle).
+  void Trim() {
+    std::multimap<uint64_t, char*> free;
+    {
+      std::lock_guard lk(mu_);
+      free.swap(free_);
+      kept_ = 0;
+    }
+    for (auto& [cap, p] : free) std::free(p);
+  }
+
+ private:
+  static constexpr uint64_t kAlign = 1 << 20;   // sizes rounded up: chunks are whole MiB but for the last
+  void Put(char* p, uint64_t cap) {
+    {
+      std::lock_guard lk(mu_);
+      if (kept_ + cap <= keep_) {
+        free_.emplace(cap, p);
+        kept_ += cap;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  std::mutex mu_;
+  const uint64_t keep_;
+  uint64_t kept_ = 0;                       // GUARDED_BY(mu_)
+  std::multimap<uint64_t, char*> free_;     // GUARDED_BY(mu_): by capacity
+};
+
 // One read waiting for its missing chunks.
 struct Hydrator::Need {
   std::mutex mu;
@@ -65,10 +122,20 @@ struct Hydrator::Object {
   // kSyncBytes (or when the object is complete) by one fsync.
   std::vector<uint64_t> unsynced;
   int syncing = 0;             // batches being made durable now
+  int writing = 0;             // chunks in (served from memory) being written now
+  // Chunks held in memory since their fetch (Options::memory).
+  struct Fresh {
+    std::shared_ptr<const char> buf;
+    uint64_t length = 0;
+    uint64_t served = 0;       // bytes read from it
+    bool written = false;      // on the target: may be dropped
+  };
+  std::map<uint64_t, Fresh> fresh;
   Target* target = nullptr;
   uint64_t ino = 0;            // the file, for the report
   // Wholly in, durable and marked: to report (once).
-  bool Done() const { return in == chunks && unsynced.empty() && syncing == 0; }
+  bool Done() const { return in == chunks && writing == 0 && unsynced.empty() && syncing == 0; }
+  bool Idle() const { return fetching.empty() && writing == 0 && unsynced.empty() && syncing == 0 && fresh.empty(); }
 };
 
 struct Hydrator::Job {
@@ -78,7 +145,9 @@ struct Hydrator::Job {
   uint64_t chunk = 0;
 };
 
-Hydrator::Hydrator(Options options, Notify notify) : options_(std::move(options)), notify_(std::move(notify)) {
+Hydrator::Hydrator(Options options, Notify notify)
+    : options_(std::move(options)), notify_(std::move(notify)),
+      pool_(std::make_shared<ChunkPool>(std::max<uint64_t>(options_.memory / 2, 64ull << 20))) {
   for (int i = 0; i < std::max(1, options_.fetchers); i++) threads_.emplace_back([this] { Run(); });
 }
 
@@ -213,8 +282,7 @@ void Hydrator::Report(uint64_t ino, uint64_t object_id, uint32_t index) {
 void Hydrator::Trim() {
   if (objects_.size() < kMaxObjects) return;
   for (auto it = objects_.begin(); it != objects_.end() && objects_.size() > kMaxObjects / 2;) {
-    auto& o = *it->second;
-    if (o.fetching.empty() && o.unsynced.empty() && o.syncing == 0) it = objects_.erase(it);
+    if (it->second->Idle()) it = objects_.erase(it);
     else ++it;
   }
 }
@@ -224,7 +292,13 @@ void Hydrator::Run() {
     Job job;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [this] { return stop_ || !demand_.empty() || !ahead_.empty(); });
+      auto work = [this] { return stop_ || !demand_.empty() || !ahead_.empty(); };
+      if (!cv_.wait_for(lk, std::chrono::seconds(5), work)) {
+        // Idle: give back the memory kept for chunks.
+        lk.unlock();
+        pool_->Trim();
+        continue;
+      }
       if (stop_) return;
       auto& q = !demand_.empty() ? demand_ : ahead_;
       job = std::move(q.front());
@@ -263,18 +337,20 @@ void Hydrator::Fetch(const Job& job) {
   Status st = repo::ParseS3Url(src.link().url(), &bucket, &prefix);
   std::string what = fmt::format("fetch of {}/{}/{} bytes {}-{}", src.link().endpoint(), bucket, src.key(),
                                  file_off, file_off + len - 1);
+  std::shared_ptr<const char> mem;   // the chunk, 4 KiB-aligned for O_DIRECT
   if (st.ok()) {
     auto s3 = ClientFor(src.link());
     st = s3.status();
     if (st.ok()) {
-      std::string buf(len, '\0');
+      mem = ChunkPool::Get(pool_, len);
+      if (!mem) st = Err(ENOMEM, "no memory for {} bytes", len);
+    }
+    if (st.ok()) {
       std::vector<repo::RangeRead> r(1);
       r[0].offset = file_off;
       r[0].length = len;
-      r[0].out = buf.data();
+      r[0].out = const_cast<char*>(mem.get());
       st = (*s3)->GetRanges(bucket, src.key(), src.etag(), r);
-      // Served from the page cache at once; made durable in batches.
-      if (st.ok()) st = job.target->Write(object_id, index, obj_off, buf.data(), len, false);
     }
   }
   if (!st.ok()) {
@@ -282,8 +358,9 @@ void Hydrator::Fetch(const Job& job) {
     // ESTALE tells the client to refresh the file; anything else is EIO.
     st = Status(st.code() == ESTALE ? ESTALE : EIO, fmt::format("{}: {}", what, st.ToString()));
   }
+  // In: its readers are served from memory while it is written.
   std::vector<std::shared_ptr<Need>> waiting;
-  std::vector<uint64_t> batch;
+  bool in = false;
   {
     std::lock_guard lk(mu_);
     auto it = objects_.find(job.key);
@@ -298,16 +375,129 @@ void Hydrator::Fetch(const Job& job) {
       if (st.ok() && !obj.have[job.chunk]) {
         obj.have[job.chunk] = 1;
         obj.in++;
-        obj.unsynced.push_back(job.chunk);
-        if (obj.unsynced.size() * g.piece >= kSyncBytes || obj.in == obj.chunks) {
-          batch.swap(obj.unsynced);
-          obj.syncing++;
-        }
+        obj.writing++;
+        DropFresh(obj, job.chunk);
+        obj.fresh[job.chunk] = Object::Fresh{mem, len};
+        fresh_bytes_ += len;
+        fresh_count_++;
+        fresh_order_.emplace_back(job.key, job.chunk);
+        in = true;
       }
     }
   }
   for (auto& n : waiting) n->Finish(st);
+  if (!in) return;
+  Status wst = job.target->Write(object_id, index, obj_off, mem.get(), len, false, /*direct=*/true);
+  std::vector<uint64_t> batch;
+  {
+    std::lock_guard lk(mu_);
+    auto& obj = *objects_.at(job.key);   // kept while writing > 0
+    obj.writing--;
+    auto f = obj.fresh.find(job.chunk);
+    if (!wst.ok()) {
+      // Not on the target: fetched again by the next read that needs it.
+      spdlog::warn("{}: {}", what, wst.ToString());
+      obj.have[job.chunk] = 0;
+      obj.in--;
+      if (f != obj.fresh.end()) DropFresh(obj, job.chunk);
+    } else {
+      if (f != obj.fresh.end()) {
+        f->second.written = true;
+        if (f->second.served >= f->second.length) DropFresh(obj, job.chunk);
+      }
+      obj.unsynced.push_back(job.chunk);
+      if (obj.unsynced.size() * g.piece >= kSyncBytes || (obj.in == obj.chunks && obj.writing == 0)) {
+        batch.swap(obj.unsynced);
+        obj.syncing++;
+      }
+    }
+    Evict();
+  }
   if (!batch.empty()) Sync(job.key, batch);
+}
+
+Result<rpc::Payload> Hydrator::Read(Target* t, uint64_t object_id, uint32_t index, const proto::RepoFetch& fetch,
+                                    uint64_t offset, uint64_t length) {
+  const Geometry g(fetch, index);
+  if (length == 0 || offset >= g.objlen) return rpc::Payload();
+  const uint64_t end = std::min(offset + length, g.objlen);
+  const Key key{t->id(), object_id, index};
+  std::string out;   // pieces joined, when one chunk does not hold them all
+  for (uint64_t at = offset; at < end;) {
+    const uint64_t c = g.ChunkOf(at), start = g.Start(c);
+    const uint64_t n = std::min(end, start + g.Length(c)) - at;
+    std::shared_ptr<const char> mem;
+    {
+      std::lock_guard lk(mu_);
+      auto it = objects_.find(key);
+      if (it != objects_.end()) {
+        auto& obj = *it->second;
+        auto f = obj.fresh.find(c);
+        if (f != obj.fresh.end()) {
+          mem = f->second.buf;
+          f->second.served += n;
+          if (f->second.written && f->second.served >= f->second.length) DropFresh(obj, c);
+        } else if (c < obj.chunks && !obj.have[c]) {
+          // Lost since Ensure: its write failed (logged), so it is not on the target.
+          return Err(EIO, "chunk {} of object {:x}.{} could not be stored; read again", c, object_id, index);
+        }
+      }
+    }
+    if (mem && at == offset && at + n == end) return rpc::Payload(mem, mem.get() + (at - start), n);
+    if (mem) {
+      out.append(mem.get() + (at - start), n);
+    } else {
+      auto piece = t->Read(object_id, index, at, n);
+      if (!piece.ok()) return piece.status();
+      out += *piece;
+      if (at + n < end) out.resize(out.size() + (n - piece->size()), '\0');   // a hole reads as zeros
+    }
+    at += n;
+  }
+  return rpc::Payload(std::move(out));
+}
+
+void Hydrator::Forget(uint32_t target, uint64_t object_id, uint32_t index) {
+  std::lock_guard lk(mu_);
+  auto it = objects_.find(Key{target, object_id, index});
+  if (it == objects_.end()) return;
+  auto& obj = *it->second;
+  for (auto f = obj.fresh.begin(); f != obj.fresh.end();) {
+    auto next = std::next(f);
+    if (f->second.written) DropFresh(obj, f->first);
+    f = next;
+  }
+}
+
+void Hydrator::DropFresh(Object& obj, uint64_t chunk) {
+  auto f = obj.fresh.find(chunk);
+  if (f == obj.fresh.end()) return;
+  fresh_bytes_ -= f->second.length;
+  fresh_count_--;
+  obj.fresh.erase(f);
+}
+
+void Hydrator::Evict() {
+  auto live = [this](const std::pair<Key, uint64_t>& e) -> Object* {
+    auto it = objects_.find(e.first);
+    return it != objects_.end() && it->second->fresh.count(e.second) ? it->second.get() : nullptr;
+  };
+  // Oldest first, while over the limit; chunks still being written stay.
+  for (auto e = fresh_order_.begin(); fresh_bytes_ > options_.memory && e != fresh_order_.end();) {
+    Object* obj = live(*e);
+    if (obj && !obj->fresh.at(e->second).written) {
+      ++e;
+      continue;
+    }
+    if (obj) DropFresh(*obj, e->second);
+    e = fresh_order_.erase(e);
+  }
+  // Entries of chunks dropped once read: swept from the front, or all at
+  // once when they pile up behind a live one.
+  while (!fresh_order_.empty() && !live(fresh_order_.front())) fresh_order_.pop_front();
+  if (fresh_order_.size() > 2 * fresh_count_ + 64) {
+    std::erase_if(fresh_order_, [&](const auto& e) { return !live(e); });
+  }
 }
 
 void Hydrator::Sync(const Key& key, const std::vector<uint64_t>& chunks) {
@@ -332,6 +522,7 @@ void Hydrator::Sync(const Key& key, const std::vector<uint64_t>& chunks) {
       for (uint64_t c : chunks) {
         if (obj->have[c]) obj->in--;
         obj->have[c] = 0;
+        DropFresh(*obj, c);
       }
     }
     if (obj->Done() && !obj->notified) report = obj->notified = true;

@@ -3,8 +3,12 @@
 //
 // A read that carries a RepoFetch waits until the chunks (stripe units) it
 // covers are in this store. Each missing chunk is fetched once, however
-// many readers wait for it: a ranged GET with If-Match on the ETag and a
-// write, after which its readers are served (from the page cache). One
+// many readers wait for it: a ranged GET with If-Match on the ETag into
+// memory, from where its readers are served at once (Read) while it is
+// written to the target with O_DIRECT (the page cache would cost a copy of
+// every byte, and a disk read to serve it). The chunk stays in memory
+// until it is written and read once, or until newer chunks push it out
+// (Options::memory); later reads come from the target. One
 // fsync per batch of chunks then makes them durable, and only then are
 // they marked in the object's residency map, so a crash leaves each chunk
 // absent (fetched again) or right. Chunks after the ones a read needs are
@@ -30,6 +34,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/rpc.h"
 #include "proto/stria.pb.h"
 #include "repo/s3_client.h"
 #include "store/object_store.h"
@@ -41,6 +46,8 @@ class Hydrator {
   struct Options {
     int fetchers = 16;     // GETs in flight at once from this store
     uint64_t read_ahead = 32ull << 20;   // bytes fetched beyond the end of a read (whole chunks, at least one)
+    uint64_t memory = 256ull << 20;      // fetched chunks kept in memory to serve reads (soft: chunks not
+                                         // yet written stay)
     repo::S3Options s3;
   };
   using Notify = std::function<void(const proto::RepoHydrated&)>;
@@ -58,11 +65,19 @@ class Hydrator {
   // with the error that stopped one of them.
   void Ensure(Target* t, uint64_t object_id, uint32_t index, const proto::RepoFetch& fetch, uint64_t offset,
               uint64_t length, std::function<void(Status)> done);
+  // After Ensure said they are in: bytes [offset, offset + length) of the
+  // object, clipped to its length. From memory where the chunk was just
+  // fetched (without a copy when one chunk holds them all), else from t.
+  Result<rpc::Payload> Read(Target* t, uint64_t object_id, uint32_t index, const proto::RepoFetch& fetch,
+                            uint64_t offset, uint64_t length);
+  // The object was written by a client: chunks kept in memory are stale.
+  void Forget(uint32_t target, uint64_t object_id, uint32_t index);
 
  private:
   struct Need;
   struct Object;
   struct Job;
+  class ChunkPool;
   using Key = std::tuple<uint32_t, uint64_t, uint32_t>;   // target, object id, index
 
   void Run();
@@ -76,6 +91,10 @@ class Hydrator {
   Result<std::shared_ptr<repo::S3Client>> ClientFor(const proto::RepoLink& link);
   // Drops objects nobody waits on when the map grows large. Needs mu_.
   void Trim();
+  // Drops fetched chunks from memory, oldest first, while over
+  // Options::memory (only those already written). Needs mu_.
+  void Evict();
+  void DropFresh(Object& obj, uint64_t chunk);   // needs mu_
 
   Options options_;
   Notify notify_;
@@ -84,6 +103,10 @@ class Hydrator {
   bool stop_ = false;                        // GUARDED_BY(mu_)
   std::map<Key, std::shared_ptr<Object>> objects_;   // GUARDED_BY(mu_)
   std::deque<Job> demand_, ahead_;           // GUARDED_BY(mu_): reads wait on demand_
+  uint64_t fresh_bytes_ = 0;                 // GUARDED_BY(mu_): chunks held in memory
+  size_t fresh_count_ = 0;                   // GUARDED_BY(mu_)
+  std::deque<std::pair<Key, uint64_t>> fresh_order_;   // GUARDED_BY(mu_): oldest first; may name dropped ones
+  std::shared_ptr<ChunkPool> pool_;
   std::vector<std::thread> threads_;
   std::mutex s3_mu_;
   std::map<std::string, std::shared_ptr<repo::S3Client>> s3_;   // GUARDED_BY(s3_mu_)

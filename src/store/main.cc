@@ -37,6 +37,12 @@ int Main(int argc, char** argv) {
   app.add_option("--workers", workers, "disk worker threads")->check(CLI::Range(1, 256));
   app.add_option("--fetchers", hyd.fetchers, "concurrent GETs when hydrating from buckets")
       ->check(CLI::Range(1, 1024));
+  uint64_t ahead_mib = hyd.read_ahead >> 20, memory_mib = hyd.memory >> 20;
+  app.add_option("--fetch-ahead-mib", ahead_mib,
+                 "MiB of a released file fetched beyond each read (whole chunks, at least one)")
+      ->check(CLI::Range(0, 65536));
+  app.add_option("--fetch-memory-mib", memory_mib, "MiB of fetched chunks kept in memory to serve reads")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--repo-timeout-ms", hyd.s3.deadline_ms,
                  "a bucket fetch (retries included) fails with EIO after this long")
       ->check(CLI::Range(100, 3600000));
@@ -45,6 +51,8 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  hyd.read_ahead = ahead_mib << 20;
+  hyd.memory = memory_mib << 20;
   auto fail = [](const Status& st) {
     spdlog::error("{}", st.ToString());
     std::fprintf(stderr, "stria-store: %s\n", st.ToString().c_str());

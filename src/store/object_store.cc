@@ -40,6 +40,8 @@ Status Sys(int err, const std::string& what) {
   return Status(err, fmt::format("{}: {}", what, std::strerror(err)));
 }
 
+constexpr uint64_t kDirectAlign = 4096;   // O_DIRECT's alignment on any disk we expect
+
 Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::string& what) {
   while (n > 0) {
     ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
@@ -151,7 +153,8 @@ int Target::OpenForWrite(uint64_t oid, uint32_t index, const std::string& path) 
   return fd;
 }
 
-Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync) {
+Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync,
+                     bool direct) {
   if (len == 0) return sync ? Fsync(oid, {index}) : Status::Ok();
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
@@ -186,7 +189,19 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     std::memcpy(block + (lo - bstart), data + (lo - off), hi - lo);
     crcs[i] = BlockCrc(block);
   }
-  STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data, len, off, what));
+  size_t body = 0;   // bytes written with O_DIRECT
+  if (direct && off % kDirectAlign == 0 && reinterpret_cast<uintptr_t>(data) % kDirectAlign == 0) {
+    body = len / kDirectAlign * kDirectAlign;
+    Fd dfd(body ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT) : -1);
+    if (dfd.fd >= 0) {
+      STRIA_RETURN_IF_ERROR(PwriteAll(dfd.fd, data, body, off, what + " (direct)"));
+    } else if (body && errno != EINVAL) {
+      return Sys(errno, what + " (direct)");
+    } else {
+      body = 0;   // no O_DIRECT here (tmpfs): buffered
+    }
+  }
+  if (body < len) STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data + body, len - body, off + body, what));
   std::string le(nblocks * 4, '\0');
   for (size_t i = 0; i < nblocks; i++) {
     for (int b = 0; b < 4; b++) le[i * 4 + b] = static_cast<char>(crcs[i] >> (8 * b));

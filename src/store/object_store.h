@@ -39,8 +39,12 @@ class Target {
   Status SetId(uint32_t id);
 
   // sync: also makes the object durable (as Fsync), before returning.
+  // direct: the 4 KiB-aligned body goes to the disk with O_DIRECT, past the
+  // page cache (no copy, and no page cache filled with data its caller
+  // keeps in memory anyway); needs offset and data 4 KiB-aligned, else (or
+  // where the file system refuses O_DIRECT) the write is buffered.
   Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len,
-               bool sync = false);
+               bool sync = false, bool direct = false);
   // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
   // EIO when a block's checksum does not match.
   Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len);

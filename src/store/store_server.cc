@@ -73,6 +73,10 @@ Target* StoreService::Find(uint32_t id) const {
   return nullptr;
 }
 
+void StoreService::Forget(Target* t, uint64_t object_id, uint32_t index) {
+  if (hydrator_) hydrator_->Forget(t->id(), object_id, index);
+}
+
 Status StoreService::Unknown(uint32_t target) const {
   return Err(ENOENT, "store {} does not serve target {}", name_, target);
 }
@@ -89,6 +93,7 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         pool_->Post([this, t, req = std::move(req), payload, resp] {
           Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size(),
                                req.sync());
+          Forget(t, req.ino(), req.index());
           if (!st.ok()) return resp.Fail(st);
           bytes_written_->Inc(payload->size());
           resp.Reply(proto::ObjWriteReply());
@@ -100,21 +105,28 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         if (!t) return resp.Fail(unknown(req.target()));
         bool only = req.has_fetch() && req.fetch().hydrate_only();
         if (Status st = CheckRange("read", req.offset(), only ? 0 : req.length()); !st.ok()) return resp.Fail(st);
+        if (!req.has_fetch()) {
+          return pool_->Post([this, t, req = std::move(req), resp] {
+            auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
+            if (!data.ok()) return resp.Fail(data.status());
+            bytes_read_->Inc(data->size());
+            resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+          });
+        }
+        // A released file: its missing chunks come from the bucket first.
+        if (!hydrator_) return resp.Fail(Err(ENOTSUP, "store {} does not hydrate from buckets", name_));
+        if (Status st = Hydrator::Validate(req.fetch(), req.index()); !st.ok()) return resp.Fail(st);
         auto read = [this, t, req, resp] {
-          if (req.has_fetch() && req.fetch().hydrate_only()) {
+          if (req.fetch().hydrate_only()) {
             // The caller reports the file resident next: durable first.
             if (Status st = t->Fsync(req.ino(), {req.index()}); !st.ok()) return resp.Fail(st);
             return resp.Reply(proto::ObjReadReply());
           }
-          auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
+          auto data = hydrator_->Read(t, req.ino(), req.index(), req.fetch(), req.offset(), req.length());
           if (!data.ok()) return resp.Fail(data.status());
-          bytes_read_->Inc(data->size());
-          resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+          bytes_read_->Inc(data->length);
+          resp.Reply(proto::ObjReadReply(), std::move(data).value());
         };
-        if (!req.has_fetch()) return pool_->Post(std::move(read));
-        // A released file: its missing chunks come from the bucket first.
-        if (!hydrator_) return resp.Fail(Err(ENOTSUP, "store {} does not hydrate from buckets", name_));
-        if (Status st = Hydrator::Validate(req.fetch(), req.index()); !st.ok()) return resp.Fail(st);
         // Off the io thread: planning reads the object's residency map.
         pool_->Post([this, t, req = std::move(req), resp, read = std::move(read)]() mutable {
           hydrator_->Ensure(t, req.ino(), req.index(), req.fetch(), req.offset(), req.length(),
@@ -132,8 +144,9 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         if (req.length() > kMaxOffset) {
           return resp.Fail(Err(EINVAL, "truncate to {} bytes: out of range", req.length()));
         }
-        pool_->Post([t, req = std::move(req), resp] {
+        pool_->Post([this, t, req = std::move(req), resp] {
           Status st = t->Truncate(req.ino(), req.index(), req.length());
+          Forget(t, req.ino(), req.index());
           if (!st.ok()) return resp.Fail(st);
           resp.Reply(proto::ObjTruncateReply());
         });
@@ -161,10 +174,11 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         if (!proto::FallocateMode_IsValid(req.mode())) {
           return resp.Fail(Err(EINVAL, "fallocate: mode {} is unknown", static_cast<int>(req.mode())));
         }
-        pool_->Post([t, req = std::move(req), resp] {
+        pool_->Post([this, t, req = std::move(req), resp] {
           Status st = req.mode() == proto::FA_PUNCH_HOLE
                           ? t->PunchHole(req.ino(), req.index(), req.offset(), req.length())
                           : t->Allocate(req.ino(), req.index(), req.offset(), req.length());
+          Forget(t, req.ino(), req.index());
           if (!st.ok()) return resp.Fail(st);
           resp.Reply(proto::ObjFallocateReply());
         });

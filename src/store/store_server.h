@@ -52,6 +52,8 @@ class StoreService {
 
  private:
   Status Unknown(uint32_t target) const;
+  // A client changed the object: the hydrator's copies of its chunks are stale.
+  void Forget(Target* t, uint64_t object_id, uint32_t index);
 
   std::vector<std::unique_ptr<Target>>* targets_;
   WorkerPool* pool_;

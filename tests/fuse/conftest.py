@@ -56,12 +56,12 @@ def wait_for(cond, timeout=10.0, what="condition"):
 
 
 class Cluster:
-    def __init__(self, stores=3):
+    def __init__(self, stores=3, args=()):
         if os.geteuid() != 0:
             pytest.skip("the mount tests run as root (they mount and setuid)")
         self.dir = tempfile.mkdtemp(prefix="stria-fuse-test-")
         out = subprocess.run(
-            [bin_path("stria"), "local", "up", "--dir", self.dir, "--stores", str(stores)],
+            [bin_path("stria"), "local", "up", "--dir", self.dir, "--stores", str(stores), *args],
             capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             pytest.fail(f"local up failed: {out.stderr}")

@@ -20,7 +20,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "fuse"))
-from conftest import Mount, bin_path  # noqa: E402
+from conftest import Cluster, Mount, bin_path  # noqa: E402
 from s3_fixtures import s3, proxy, s3c, cluster  # noqa: E402,F401 (fixtures)
 
 MiB = 1 << 20
@@ -128,6 +128,37 @@ def test_a_read_in_the_middle_comes_before_the_rest(cluster, proxy, bucket, s3c)
             assert f.read() == body
     finally:
         m.stop()
+
+
+def test_chunks_no_longer_in_memory_are_read_from_the_stores(cluster, proxy, bucket, s3c):
+    # Fetched chunks serve their readers from the stores' memory; with no
+    # memory kept for them, those fetched ahead of a read come from disk.
+    name, _ = bucket
+    body = pattern(64 * MiB + 3, "nomem")
+    s3c.put_object(Bucket=name, Key="n/nomem.bin", Body=body)
+    c = Cluster(args=["--store-args", "--fetch-memory-mib 0"])
+    m = None
+    try:
+        d = link(c, proxy, name, "n")
+        m = Mount(c)
+        with open(m.path + d + "/nomem.bin", "rb") as f:
+            f.seek(20 * MiB + 5)
+            assert f.read(4096) == body[20 * MiB + 5:20 * MiB + 5 + 4096]
+        # Fetched ahead, written and dropped from memory (marked once durable).
+        wait_for(lambda: sum(open(p, "rb").read().count(b"\x01")
+                             for p in glob.glob(c.dir + "/store-*/target/objects/*/*.res")) >= 2,
+                 "chunks fetched ahead marked resident")
+        before = len(gets(proxy, "nomem.bin"))
+        with open(m.path + d + "/nomem.bin", "rb") as f:
+            assert f.read() == body
+        # Each unit was fetched once: what was in came from the stores.
+        got = gets(proxy, "nomem.bin")
+        assert len(got) == 9 and len({e.range for e in got}) == 9, [e.range for e in got]
+        assert len(got) - before < 9
+    finally:
+        if m:
+            m.stop()
+        c.down()
 
 
 def test_concurrent_first_reads_from_two_mounts_share_the_fetches(cluster, proxy, bucket, s3c):
