@@ -64,6 +64,9 @@ struct FileAttr {
   uint64_t version = 0;
   uint64_t rdev = 0;
   RepoState repo_state = RepoState::kNone;   // as meta last said
+  // Under a link: the bucket key and ETag the content is at (empty for a
+  // file never exported).
+  std::string repo_key, repo_etag;
 };
 
 struct DirEntry {
@@ -260,8 +263,14 @@ class Client {
   Result<uint64_t> RepoWarm(const std::string& path);
   // A dirty file: uploads it to its place in the link's bucket (one PUT, or
   // a multipart upload with parts in parallel), then it is resident unless
-  // it changed meanwhile. Returns the bytes uploaded (0: not dirty).
+  // it changed meanwhile. A clean file whose content is at another key
+  // (a directory above it was renamed): copied there on the server (a
+  // resident file whose old object changed is uploaded instead). Returns
+  // the bytes uploaded or copied (0: nothing to do).
   Result<uint64_t> RepoExport(const std::string& path);
+  // The bucket key of path (absolute, under link): the link's prefix and
+  // the path below the link's directory.
+  static Result<std::string> RepoKeyOf(const RepoLinkInfo& link, const std::string& path);
   // The link of path exports deletions (--export-deletes): deletes from the
   // bucket the objects of files removed from Stria since (an object that
   // changed in the bucket since is left alone). Returns how many it deleted.

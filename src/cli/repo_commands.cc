@@ -99,60 +99,86 @@ Result<RepoLinkInfo> LinkOf(Client& c, const std::string& path) {
 // Runs op on every file of `state` at or under paths, `jobs` files at a
 // time: a progress line on a terminal, one summary (or --json figures) at
 // the end, each failure on stderr; fails when any file failed.
+//
+// Export also sends clean files whose path names another key than the one
+// their content is at (a directory above them was renamed): copied on the
+// server first, while their old keys still hold what they need; then the
+// deletions (--export-deletes); then the dirty files; then the deletions
+// their new names left.
 Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state, int jobs, bool json_out,
                const char* verb, const std::function<Result<uint64_t>(const std::string&)>& op) {
   auto t0 = std::chrono::steady_clock::now();
-  for (const auto& p : paths) STRIA_RETURN_IF_ERROR(LinkOf(c, p).status());
-  // Export: the deletions of links that export them go first, so that a
-  // file made again under a removed one's name is not deleted after it.
+  const bool exporting = state == RepoState::kDirty;
+  std::vector<std::pair<std::string, uint64_t>> moved, files;
+  for (const auto& p : paths) {
+    STRIA_ASSIGN_OR_RETURN(auto link, LinkOf(c, p));
+    uint64_t dirs = 0;
+    Status inner;
+    STRIA_RETURN_IF_ERROR(Walk(
+        c, p,
+        [&](const std::string& f, const FileAttr& a) {
+          if (a.type != FileType::kRegular) return;
+          if (a.repo_state == state) {
+            files.emplace_back(f, a.size);
+          } else if (exporting && !a.repo_key.empty() &&
+                     (a.repo_state == RepoState::kResident || a.repo_state == RepoState::kReleased)) {
+            auto key = Client::RepoKeyOf(link, f);
+            if (!key.ok()) inner = key.status();
+            else if (*key != a.repo_key) moved.emplace_back(f, a.size);
+          }
+        },
+        &dirs));
+    STRIA_RETURN_IF_ERROR(inner);
+  }
   uint64_t deleted = 0;
-  if (state == RepoState::kDirty) {
+  auto deletions = [&]() -> Status {
     for (const auto& p : paths) {
       STRIA_ASSIGN_OR_RETURN(uint64_t n, c.RepoExportDeletions(p));
       deleted += n;
     }
-  }
-  std::vector<std::pair<std::string, uint64_t>> files;
-  for (const auto& p : paths) {
-    uint64_t dirs = 0;
-    STRIA_RETURN_IF_ERROR(Walk(
-        c, p,
-        [&](const std::string& f, const FileAttr& a) {
-          if (a.type == FileType::kRegular && a.repo_state == state) files.emplace_back(f, a.size);
-        },
-        &dirs));
-  }
+    return Status::Ok();
+  };
+  const size_t nmoved = moved.size();
+  files.insert(files.begin(), moved.begin(), moved.end());
   uint64_t total = 0;
   for (auto& f : files) total += f.second;
   std::atomic<size_t> next{0}, done{0}, failed{0};
   std::atomic<uint64_t> bytes{0};
   std::mutex err_mu;
-  std::vector<std::thread> workers;
-  for (int i = 0; i < std::max(1, jobs); i++) {
-    workers.emplace_back([&] {
-      for (size_t k; (k = next++) < files.size();) {
-        auto r = op(files[k].first);
-        if (r.ok()) {
-          bytes += *r;
-        } else {
-          failed++;
-          std::lock_guard lk(err_mu);
-          std::fprintf(stderr, "\r%s\n", r.status().ToString().c_str());
-        }
-        done++;
-      }
-    });
-  }
   bool bar = !json_out && ::isatty(2);
-  while (bar && done < files.size()) {
-    {
-      std::lock_guard lk(err_mu);
-      std::fprintf(stderr, "\r%s: %zu/%zu files, %.1f/%.1f MiB", verb, done.load(), files.size(),
-                   bytes.load() / 1048576.0, total / 1048576.0);
+  // Files [next, end) at `jobs` at a time.
+  auto run = [&](size_t end) {
+    std::vector<std::thread> workers;
+    for (int i = 0; i < std::max(1, jobs); i++) {
+      workers.emplace_back([&] {
+        for (size_t k; (k = next++) < end;) {
+          auto r = op(files[k].first);
+          if (r.ok()) {
+            bytes += *r;
+          } else {
+            failed++;
+            std::lock_guard lk(err_mu);
+            std::fprintf(stderr, "\r%s\n", r.status().ToString().c_str());
+          }
+          done++;
+        }
+      });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  for (auto& w : workers) w.join();
+    while (bar && done < end) {
+      {
+        std::lock_guard lk(err_mu);
+        std::fprintf(stderr, "\r%s: %zu/%zu files, %.1f/%.1f MiB", verb, done.load(), files.size(),
+                     bytes.load() / 1048576.0, total / 1048576.0);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (auto& w : workers) w.join();
+    next = end;
+  };
+  run(nmoved);
+  if (exporting) STRIA_RETURN_IF_ERROR(deletions());
+  run(files.size());
+  if (exporting) STRIA_RETURN_IF_ERROR(deletions());
   if (bar) std::fprintf(stderr, "\r\033[K");
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (json_out) {

@@ -50,6 +50,8 @@ FileAttr ToFileAttr(const proto::Attr& a) {
   f.version = a.version();
   f.rdev = a.rdev();
   f.repo_state = static_cast<RepoState>(a.repo_state());
+  f.repo_key = a.repo_key();
+  f.repo_etag = a.repo_etag();
   return f;
 }
 

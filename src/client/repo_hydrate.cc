@@ -117,10 +117,21 @@ Result<uint64_t> Client::RepoWarm(const std::string& path) {
   return r.attr().size();
 }
 
+Result<std::string> Client::RepoKeyOf(const RepoLinkInfo& link, const std::string& path) {
+  std::string bucket, prefix;
+  STRIA_RETURN_IF_ERROR(repo::ParseS3Url(link.link.url, &bucket, &prefix));
+  STRIA_ASSIGN_OR_RETURN(std::string p, client::Normalize(path));
+  if (link.path == "/") return prefix + p.substr(1);
+  if (p.rfind(link.path + "/", 0) == 0) return prefix + p.substr(link.path.size() + 1);
+  return Err(EINVAL, "{}: not below its link's directory {} (a symlink in the path?)", path, link.path);
+}
+
 Result<uint64_t> Client::RepoExport(const std::string& path) {
   std::string what = "repo export " + path;
   STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(path, true));
-  if (r.attr().repo_state() != proto::RS_DIRTY) return uint64_t(0);
+  const auto state = r.attr().repo_state();
+  const bool clean = state == proto::RS_RESIDENT || state == proto::RS_RELEASED;
+  if (state != proto::RS_DIRTY && !(clean && !r.attr().repo_key().empty())) return uint64_t(0);
   // Where it goes: the link's prefix and the file's path below the link
   // now (a file or directory renamed since it came from the bucket is
   // exported under its new name).
@@ -136,14 +147,51 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   std::string key;
   for (const auto& l : links) {
     if (l.ino != info->root()) continue;
-    STRIA_ASSIGN_OR_RETURN(std::string p, client::Normalize(path));
-    if (l.path == "/") key = link_prefix + p.substr(1);
-    else if (p.rfind(l.path + "/", 0) == 0) key = link_prefix + p.substr(l.path.size() + 1);
+    STRIA_ASSIGN_OR_RETURN(key, RepoKeyOf(l, path));
   }
-  if (key.empty()) return Err(EINVAL, "{}: not below its link's directory (a symlink in the path?)", what);
+  if (key.empty()) return Err(EINVAL, "{}: its link is gone", what);
   auto s3 = impl_->S3For(info->link());
   if (!s3.ok()) return s3.status().Prefixed(what);
-
+  if (clean && key == r.attr().repo_key()) return uint64_t(0);   // in its place
+  {
+    // A released file moved away (with a directory) may still have its
+    // content at this key: that goes first (repo export of a link moves
+    // such files before it uploads; two that swapped names wait for one
+    // of them to be warmed).
+    ir.set_key(key);
+    ir.set_file(r.attr().ino());
+    auto held = impl_->MetaCall<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir);
+    if (!held.ok()) return held.status().Prefixed(what);
+    if (held->key_held_by() != 0) {
+      return Err(EBUSY, "{}: {}/{} still holds the content of released inode {} (renamed away, not yet exported): "
+                 "export again once it has moved, or warm it", what, bucket, key, held->key_held_by());
+    }
+  }
+  if (clean) {
+    // Moved: its content is in the bucket already, at its old key.
+    const auto& a = r.attr();
+    auto etag = (*s3)->Copy(bucket, a.repo_key(), a.repo_etag(), a.size(), key);
+    if (etag.ok()) {
+      proto::RepoMovedRequest req;
+      *req.mutable_cred() = impl_->cred;
+      req.set_ino(a.ino());
+      req.set_version(a.version());
+      req.set_old_key(a.repo_key());
+      req.set_old_etag(a.repo_etag());
+      req.set_key(key);
+      req.set_etag(*etag);
+      auto done = impl_->MetaCall<proto::RepoMovedReply>(proto::REPO_MOVED, req);
+      if (!done.ok()) return done.status().Prefixed(what);
+      return a.size();
+    }
+    // The old object changed or went: a resident file still has its
+    // content here, a released one nowhere.
+    auto code = etag.status().code();
+    if (state == proto::RS_RELEASED || (code != ESTALE && code != ENOENT)) {
+      return etag.status().Prefixed(fmt::format("{}: copy of {}/{} (its content) to {}", what, bucket,
+                                                a.repo_key(), key));
+    }
+  }
   STRIA_ASSIGN_OR_RETURN(int fd, Open(path, O_RDONLY));
   uint64_t version = 0, size = 0;
   if (auto h = impl_->GetHandle(fd); h.ok()) {

@@ -51,5 +51,6 @@ std::string RepoDeletion(uint64_t root, std::string_view key) {
   return k;
 }
 std::string RepoDeletionPrefix(uint64_t root) { return Key('D', root); }
+std::string RepoKeyOwner(uint64_t root, std::string_view key) { return Key('B', root).append(key); }
 
 }  // namespace stria::meta::keys

@@ -44,5 +44,6 @@ std::string RepoLinkPrefix();
 std::string RepoCounts(uint64_t ino);
 std::string RepoDeletion(uint64_t root, std::string_view key);
 std::string RepoDeletionPrefix(uint64_t root);
+std::string RepoKeyOwner(uint64_t root, std::string_view key);
 
 }  // namespace stria::meta::keys

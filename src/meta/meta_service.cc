@@ -129,9 +129,30 @@ Status MetaService::Init() {
     }
   }
   for (it->Seek("I"); it->Valid() && it->key().starts_with("I"); it->Next()) inode_count++;
+  STRIA_RETURN_IF_ERROR(BuildRepoKeyIndex());
   for (it->Seek("G"); it->Valid() && it->key().starts_with("G"); it->Next()) garbage_count++;
   if (!it->status().ok()) return Err(EIO, "scan metadata store: {}", it->status().ToString());
   return Status::Ok();
+}
+
+Status MetaService::BuildRepoKeyIndex() {
+  // Metadata written before the index existed: one scan, once.
+  const std::string done = keys::Counter("repo_key_index");
+  std::string v;
+  if (db_->Get(rocksdb::ReadOptions(), done, &v).ok()) return Status::Ok();
+  Txn t(db_.get());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("I"); it->Valid() && it->key().starts_with("I"); it->Next()) {
+    InodeRecord r;
+    if (r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) IndexRepoKey(t, nullptr, &r);
+  }
+  if (!it->status().ok()) return Err(EIO, "index bucket keys: {}", it->status().ToString());
+  t.Put(done, "1");
+  auto b = t.Batch();
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = db_->Write(wo, &b);
+  return s.ok() ? Status::Ok() : Err(EIO, "index bucket keys: {}", s.ToString());
 }
 
 void MetaService::Submit(uint16_t type, std::string message, std::function<void(OpResult)> done) {
@@ -260,6 +281,7 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::REPO_SYNC, {OpRepoSync, "repo sync", true}},
       {proto::REPO_COLDEST, {OpRepoColdest, "repo coldest", false}},
       {proto::REPO_DELETIONS, {OpRepoDeletions, "repo deletions", false}},
+      {proto::REPO_MOVED, {OpRepoMoved, "repo moved", false}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},
   };
@@ -333,6 +355,10 @@ Result<InodeRecord> MetaService::GetInode(Txn& t, uint64_t ino) {
   if (!v) return Err(ENOENT, "inode {} does not exist", ino);
   InodeRecord r;
   if (!r.ParseFromString(*v)) return Err(EIO, "inode {} record is damaged", ino);
+  if (r.repo_root() != 0 && r.attr().type() == proto::FT_REG) {
+    r.mutable_attr()->set_repo_key(r.repo_key());   // replies carry them
+    r.mutable_attr()->set_repo_etag(r.repo_etag());
+  }
   return r;
 }
 
@@ -392,10 +418,13 @@ void MetaService::PutInode(Txn& t, const InodeRecord& rec) {
     InodeRecord r = rec;
     r.set_repo_state(RepoStateOf(rec));
     r.mutable_attr()->set_repo_state(r.repo_state());   // replies carry it
+    r.mutable_attr()->clear_repo_key();                  // GetInode copies them in
+    r.mutable_attr()->clear_repo_etag();
     if (r.repo_state() != proto::RS_RELEASED) r.clear_repo_hydrated();
     auto old = GetInode(t, rec.attr().ino());
     Status st = CountRepo(t, old.ok() ? &*old : nullptr, &r);
     if (!st.ok()) spdlog::error("inode {}: {}", rec.attr().ino(), st.ToString());
+    IndexRepoKey(t, old.ok() ? &*old : nullptr, &r);
     t.Put(keys::Inode(r.attr().ino()), r.SerializeAsString());
     return;
   }
@@ -469,8 +498,33 @@ Status MetaService::DropLink(Txn& t, InodeRecord& rec) {
   return DeleteInode(t, rec);
 }
 
+void MetaService::IndexRepoKey(Txn& t, const InodeRecord* before, const InodeRecord* after) {
+  auto key_of = [](const InodeRecord* r) {
+    // A key holds a file's content once imported from or sent there (it
+    // has an ETag); a new file's key is only where it will go.
+    bool has = r && r->repo_root() != 0 && r->attr().type() == proto::FT_REG && !r->repo_key().empty() &&
+               !r->repo_etag().empty();
+    return has ? keys::RepoKeyOwner(r->repo_root(), r->repo_key()) : std::string();
+  };
+  const std::string k0 = key_of(before), k1 = key_of(after);
+  if (k0 == k1) return;
+  const uint64_t ino = (after ? after : before)->attr().ino();
+  std::string owner;
+  keys::PutBE(owner, ino, 8);
+  if (!k0.empty()) {
+    auto v = t.Get(k0);
+    if (v.ok() && *v && **v == owner) t.Delete(k0);   // another file may hold it now
+  }
+  if (!k1.empty()) {
+    t.Put(k1, owner);
+    // The key holds this file's content now: not to be deleted.
+    t.Delete(keys::RepoDeletion(after->repo_root(), after->repo_key()));
+  }
+}
+
 Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {
   uint64_t ino = rec.attr().ino();
+  IndexRepoKey(t, &rec, nullptr);
   t.Delete(keys::Inode(ino));
   t.Delete(keys::Orphan(ino));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));

@@ -99,6 +99,11 @@ class MetaService {
   Status DropLink(Txn& t, meta::InodeRecord& rec);
   // Deletes an inode with no links and no opens; queues its objects.
   Status DeleteInode(Txn& t, const meta::InodeRecord& rec);
+  // Keeps the bucket-key owners (keys::RepoKeyOwner) in step with a file's
+  // repo_key; a key taken cancels its pending deletion.
+  void IndexRepoKey(Txn& t, const meta::InodeRecord* before, const meta::InodeRecord* after);
+  // Builds them once for metadata written before they existed.
+  Status BuildRepoKeyIndex();
   Status QueueGarbage(Txn& t, const proto::Layout& layout);
   // Chooses targets for a new layout (count 0: all up).
   Result<proto::Layout> ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count);
@@ -199,6 +204,7 @@ Result<std::string> OpRepoRelease(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoSync(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoColdest(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoDeletions(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoMoved(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);
 

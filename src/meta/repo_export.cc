@@ -26,8 +26,10 @@ Result<std::string> OpRepoExported(Ctx& c, Txn& t, const std::string& msg) {
   if (req.key().empty() || req.etag().empty()) return Err(EINVAL, "repo export: no key or ETag");
   // Uploaded what is still the content: clean now. Otherwise a later
   // export sends the newer content.
-  if (RepoStateOf(rec) == proto::RS_DIRTY && rec.attr().version() == req.version() &&
-      rec.attr().size() == req.size()) {
+  auto state = RepoStateOf(rec);
+  if (state != proto::RS_RELEASED && rec.attr().version() == req.version() && rec.attr().size() == req.size()) {
+    // Its old key (renamed since, or a directory above it) is vacated.
+    if (rec.repo_key() != req.key()) STRIA_RETURN_IF_ERROR(NoteRepoDeletion(c, t, rec));
     rec.set_repo_key(req.key());
     rec.set_repo_etag(req.etag());
     rec.set_repo_clean_version(rec.attr().version());
@@ -107,6 +109,12 @@ Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec) {
   }
   STRIA_ASSIGN_OR_RETURN(auto root, LinkRoot(c, t, rec));
   if (!root || !root->repo_link().export_deletes()) return Status::Ok();
+  // A key another file's content is at (it was exported or moved there
+  // since) stays.
+  std::string me;
+  keys::PutBE(me, rec.attr().ino(), 8);
+  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root->attr().ino(), rec.repo_key())));
+  if (owner && *owner != me) return Status::Ok();
   t.Put(keys::RepoDeletion(root->attr().ino(), rec.repo_key()), rec.repo_etag());
   return Status::Ok();
 }
@@ -122,6 +130,28 @@ Status NoteRepoRename(Ctx& c, Txn& t, InodeRecord& rec, bool vacated) {
 Status CheckRenamable(const InodeRecord& rec, const std::string& name) {
   if (RepoStateOf(rec) != proto::RS_RELEASED) return Status::Ok();
   return Err(ENODATA, "rename: '{}' is released: its data must be read in from the bucket first", name);
+}
+
+Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoMovedRequest>(msg, "repo moved"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
+  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
+    return Err(EINVAL, "repo moved: inode {} is not a file under a data repository link", req.ino());
+  }
+  if (req.key().empty() || req.etag().empty()) return Err(EINVAL, "repo moved: no key or ETag");
+  auto state = RepoStateOf(rec);
+  if ((state == proto::RS_RESIDENT || state == proto::RS_RELEASED) && rec.attr().version() == req.version() &&
+      rec.repo_key() == req.old_key() && rec.repo_etag() == req.old_etag() && req.key() != req.old_key()) {
+    STRIA_RETURN_IF_ERROR(NoteRepoDeletion(c, t, rec));
+    rec.set_repo_key(req.key());
+    rec.set_repo_etag(req.etag());
+    c.PutInode(t, rec);
+    STRIA_ASSIGN_OR_RETURN(rec, c.GetInode(t, req.ino()));
+  }
+  proto::RepoMovedReply rep;
+  *rep.mutable_attr() = rec.attr();
+  return rep.SerializeAsString();
 }
 
 Result<std::string> OpRepoDeletions(Ctx& c, Txn& t, const std::string& msg) {

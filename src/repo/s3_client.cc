@@ -688,6 +688,77 @@ Result<std::string> S3Client::Upload(const std::string& bucket, const std::strin
   return failed;
 }
 
+namespace {
+// The ETag in a copy's answer (CopyObjectResult or CopyPartResult); S3 may
+// answer 200 and still have failed, with an Error body.
+Result<std::string> CopyEtag(const std::string& what, const std::string& body, const char* result) {
+  pugi::xml_document doc;
+  doc.load_buffer(body.data(), body.size());
+  if (auto err = doc.child("Error")) {
+    return Err(EIO, "s3 {}: {}: {}", what, err.child_value("Code"), err.child_value("Message"));
+  }
+  std::string etag = doc.child(result).child_value("ETag");
+  if (etag.empty()) return Err(EIO, "s3 {}: the answer has no ETag", what);
+  return QuoteEtag(etag);
+}
+}  // namespace
+
+Result<std::string> S3Client::Copy(const std::string& bucket, const std::string& src_key,
+                                   const std::string& src_etag, uint64_t size, const std::string& dst_key) {
+  const std::string source = "/" + bucket + "/" + UriEncode(src_key, true);
+  auto copy_headers = [&](Exchange& x) {
+    x.headers.emplace_back("x-amz-copy-source", source);
+    if (!src_etag.empty()) x.headers.emplace_back("x-amz-copy-source-if-match", src_etag);
+  };
+  if (size <= options_.max_copy) {
+    Exchange x;
+    x.method = "PUT";
+    x.bucket = bucket;
+    x.key = dst_key;
+    copy_headers(x);
+    x.what = fmt::format("COPY {}/{} to {}", bucket, src_key, dst_key);
+    STRIA_RETURN_IF_ERROR(RunOne(x));
+    return CopyEtag(x.what, x.response, "CopyObjectResult");
+  }
+  STRIA_ASSIGN_OR_RETURN(std::string upload_id, CreateMultipartUpload(bucket, dst_key));
+  const uint64_t part_size = PartSize(size), nparts = (size + part_size - 1) / part_size;
+  const uint64_t wave = static_cast<uint64_t>(std::max(1, options_.parallelism));
+  std::vector<std::string> etags(nparts);
+  Status failed;
+  for (uint64_t first = 0; first < nparts && failed.ok(); first += wave) {
+    std::vector<Exchange> xs(std::min(wave, nparts - first));
+    std::vector<Exchange*> run;
+    for (uint64_t i = 0; i < xs.size(); i++) {
+      const uint64_t part = first + i, off = part * part_size, len = std::min(part_size, size - off);
+      Exchange& x = xs[i];
+      x.method = "PUT";
+      x.bucket = bucket;
+      x.key = dst_key;
+      copy_headers(x);
+      x.headers.emplace_back("x-amz-copy-source-range", fmt::format("bytes={}-{}", off, off + len - 1));
+      x.query = {{"partNumber", std::to_string(part + 1)}, {"uploadId", upload_id}};
+      x.what = fmt::format("COPY PART {} of {}/{} to {}", part + 1, bucket, src_key, dst_key);
+      run.push_back(&x);
+    }
+    Perform(run);
+    for (uint64_t i = 0; i < xs.size() && failed.ok(); i++) {
+      auto etag = xs[i].status.ok() ? CopyEtag(xs[i].what, xs[i].response, "CopyPartResult")
+                                    : Result<std::string>(xs[i].status);
+      if (etag.ok()) etags[first + i] = *etag;
+      else failed = etag.status();
+    }
+  }
+  if (failed.ok()) {
+    auto etag = CompleteMultipartUpload(bucket, dst_key, upload_id, etags);
+    if (etag.ok()) return etag;
+    failed = etag.status();
+  }
+  if (Status st = AbortMultipartUpload(bucket, dst_key, upload_id); !st.ok()) {
+    spdlog::warn("s3 copy of {}/{} to {} failed, and so did its abort: {}", bucket, src_key, dst_key, st.ToString());
+  }
+  return failed;
+}
+
 Status ParseS3Url(const std::string& url, std::string* bucket, std::string* prefix) {
   if (url.rfind("s3://", 0) != 0) return Err(EINVAL, "{}: not an s3:// URL (s3://BUCKET[/PREFIX])", url);
   std::string rest = url.substr(5);

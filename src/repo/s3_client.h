@@ -46,6 +46,9 @@ struct S3Options {
   int backoff_ms = 100;
   // Requests one batch call keeps in flight at once.
   int parallelism = 16;
+  // Largest object one CopyObject may copy (S3: 5 GiB); larger ones are
+  // copied in parts.
+  uint64_t max_copy = 5ull << 30;
   // Send UNSIGNED-PAYLOAD instead of the body's SHA-256 (saves hashing;
   // only where the transport is trusted or TLS).
   bool unsigned_payload = false;
@@ -118,6 +121,14 @@ class S3Client {
   // (parallelism at a time), aborted on any failure so that no part is
   // left behind. Returns the object's ETag.
   Result<std::string> Upload(const std::string& bucket, const std::string& key, uint64_t size, const ReadFn& read);
+
+  // Copies object src_key (of size bytes, ETag src_etag) to dst_key in the
+  // same bucket on the server, no byte through this process: one
+  // CopyObject up to max_copy bytes (S3 refuses more), else a multipart
+  // upload of UploadPartCopy parts of PartSize(size), aborted on failure.
+  // ESTALE when the source is no longer src_etag. Returns the new ETag.
+  Result<std::string> Copy(const std::string& bucket, const std::string& src_key, const std::string& src_etag,
+                           uint64_t size, const std::string& dst_key);
 
   // The part size for an object of size bytes: max(8 MiB, size / 10,000
   // rounded up to 1 MiB), so that no upload needs more than 10,000 parts.

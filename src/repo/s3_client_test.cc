@@ -174,6 +174,32 @@ TEST_F(S3ClientTest, MultipartUploadAndAbort) {
   EXPECT_LE((200ull << 30) / S3Client::PartSize(200ull << 30), 10000u);
 }
 
+TEST_F(S3ClientTest, CopyOnTheServerWholeOrInParts) {
+  uint64_t size = 2 * S3Client::PartSize(0) + 777;   // three parts when copied in parts
+  std::string data = RandomBytes(size, Seed() + 11);
+  auto c = Direct();
+  auto src = c->Put(*bucket_, "copy/src with space", data);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  auto one = c->Copy(*bucket_, "copy/src with space", *src, size, "copy/one");
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(ReadAll(*c, "copy/one", size, *one), data);
+  S3Options o;
+  o.max_copy = 1 << 20;   // larger objects go in parts
+  auto parts = Direct(o)->Copy(*bucket_, "copy/src with space", *src, size, "copy/parts");
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  EXPECT_NE(parts->find("-3\""), std::string::npos) << *parts;
+  EXPECT_EQ(ReadAll(*c, "copy/parts", size, *parts), data);
+  // A source that is no longer what the caller knew: nothing is copied.
+  auto in_parts = Direct(o);
+  for (auto* client : {c.get(), in_parts.get()}) {
+    auto stale = client->Copy(*bucket_, "copy/src with space", "\"0123456789abcdef0123456789abcdef\"", size,
+                              "copy/stale");
+    EXPECT_EQ(stale.status().code(), ESTALE) << stale.status().ToString();
+    EXPECT_EQ(c->Head(*bucket_, "copy/stale").status().code(), ENOENT);
+  }
+  EXPECT_EQ(c->Copy(*bucket_, "copy/none", "", 10, "copy/x").status().code(), ENOENT);
+}
+
 TEST_F(S3ClientTest, ClearErrors) {
   auto c = Direct();
   Status st = c->CheckBucket("stria-no-such-bucket");

@@ -103,8 +103,10 @@ def test_export_uploads_dirty_files_single_and_multipart(cluster, proxy, bucket,
     os.rename(mount.path + d + "/ckpt/step1", mount.path + d + "/ckpt/step2")
     with open(mount.path + d + "/ckpt/step2/renamed.bin", "ab") as f:
         f.write(b"?")
-    assert run_json(cluster, "repo", "export", d)["files"] == 1
+    # (and the clean file beside it is copied to its new key)
+    assert run_json(cluster, "repo", "export", d)["files"] == 2
     assert body_of(s3c, bucket, f"{prefix}/ckpt/step2/renamed.bin") == b"CHANGED" + small[7:] + b"!?"
+    assert body_of(s3c, bucket, f"{prefix}/ckpt/step2/big.bin") == big
 
 
 def test_release_frees_and_the_next_read_fetches_again(cluster, proxy, bucket, s3c, mount):
@@ -339,3 +341,70 @@ def test_renames_are_exported_as_the_new_name(cluster, proxy, bucket, s3c, mount
             assert exists(f"{prefix}/{old}") != old_gone, old
         n = counts(cluster, d)
         assert n["dirty_files"] == 0 and n["resident_files"] == 5, n
+
+
+def test_a_renamed_directory_is_exported_under_its_new_name(cluster, proxy, bucket, s3c, mount):
+    # Its files stay clean (no walk of the subtree at rename time); export
+    # copies each one's object to its new key on the server, released ones
+    # included, then deletes the old keys where the link says so.
+    for flag, old_gone in ((["--export-deletes"], True), ([], False)):
+        prefix = "dren-" + uuid.uuid4().hex[:8]
+        d = "/" + prefix
+        bodies = {"dir/a.bin": b"a" * 5000, "dir/sub/b.bin": os.urandom(3 * 1024 * 1024 + 7),
+                  "dir/sub/c.bin": b"c" * 10}
+        for k, body in bodies.items():
+            s3c.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=body)
+        cluster.stria("mkdir", d)
+        cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, *flag)
+        cluster.stria("repo", "import", d)
+        run_json(cluster, "repo", "warm", d + "/dir/sub/b.bin")   # resident; the others stay released
+        os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
+        n = counts(cluster, d)
+        assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 2, n
+        gets_before = len(object_gets(proxy))
+        r = run_json(cluster, "repo", "export", d)
+        assert r["files"] == 3 and r["failed"] == 0, r
+        assert r.get("deleted", 0) == (3 if old_gone else 0), r
+        assert len(object_gets(proxy)) == gets_before   # copied on the server, not through Stria
+        for k, body in bodies.items():
+            new = "moved/" + k[len("dir/"):]
+            assert body_of(s3c, bucket, f"{prefix}/{new}") == body, new
+            assert in_bucket(s3c, bucket, f"{prefix}/{k}") != old_gone, k
+        n = counts(cluster, d)
+        assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 2, n
+        # In place now: nothing more to send.
+        r = run_json(cluster, "repo", "export", d)
+        assert r["files"] == 0 and r.get("deleted", 0) == 0, r
+        # Released files are fetched from their new keys (the old ones may be gone).
+        cluster.stria("repo", "release", d + "/moved/sub/b.bin")
+        for k, body in bodies.items():
+            with open(mount.path + d + "/moved/" + k[len("dir/"):], "rb") as f:
+                assert f.read() == body, k
+
+
+def test_a_moved_released_file_keeps_its_old_key_until_it_is_exported(cluster, proxy, bucket, s3c, mount):
+    # A new file under the old name must not overwrite the object the moved
+    # (released) file still reads from: an upload there waits for the move.
+    prefix = "hold-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    old = os.urandom(100000)
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=old)
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, "--export-deletes")
+    cluster.stria("repo", "import", d)
+    os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
+    os.mkdir(mount.path + d + "/dir")
+    with open(mount.path + d + "/dir/x.bin", "wb") as f:
+        f.write(b"new" * 1000)
+    # Exporting the new file alone is refused while the old object is the
+    # moved file's only copy.
+    r = cluster.stria("repo", "export", d + "/dir/x.bin", check=False)
+    assert r.returncode != 0 and "still holds the content of released inode" in r.stderr, r.stderr
+    assert body_of(s3c, bucket, f"{prefix}/dir/x.bin") == old
+    # The whole link: the move goes first, then the upload.
+    r = run_json(cluster, "repo", "export", d)
+    assert r["files"] == 2 and r["failed"] == 0, r
+    assert body_of(s3c, bucket, f"{prefix}/moved/x.bin") == old
+    assert body_of(s3c, bucket, f"{prefix}/dir/x.bin") == b"new" * 1000
+    with open(mount.path + d + "/moved/x.bin", "rb") as f:
+        assert f.read() == old
