@@ -109,6 +109,9 @@ struct RepoCounts {
   uint64_t released_files = 0, released_bytes = 0;
   uint64_t resident_files = 0, resident_bytes = 0;
   uint64_t dirty_files = 0, dirty_bytes = 0;
+  // Directories renamed under the link, and how many of those a whole-link
+  // export has caught up with (their files copied to their new keys).
+  uint64_t renames = 0, renames_exported = 0;
 };
 
 struct RepoLinkInfo {
@@ -268,6 +271,10 @@ class Client {
   // resident file whose old object changed is uploaded instead). Returns
   // the bytes uploaded or copied (0: nothing to do).
   Result<uint64_t> RepoExport(const std::string& path);
+  // An export walked all of link (its root's path) after `renames`
+  // directory renames (RepoCounts before the walk) and left no moved file
+  // behind.
+  Status RepoRenamesExported(const std::string& link_path, uint64_t renames);
   // The bucket key of path (absolute, under link): the link's prefix and
   // the path below the link's directory.
   static Result<std::string> RepoKeyOf(const RepoLinkInfo& link, const std::string& path);

@@ -110,8 +110,12 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   auto t0 = std::chrono::steady_clock::now();
   const bool exporting = state == RepoState::kDirty;
   std::vector<std::pair<std::string, uint64_t>> moved, files;
+  std::vector<std::pair<std::string, uint64_t>> whole;   // links walked whole, and their renames before
   for (const auto& p : paths) {
     STRIA_ASSIGN_OR_RETURN(auto link, LinkOf(c, p));
+    std::string norm = p;
+    while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
+    if (norm == link.path) whole.emplace_back(link.path, link.counts.renames);
     uint64_t dirs = 0;
     Status inner;
     STRIA_RETURN_IF_ERROR(Walk(
@@ -179,6 +183,11 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   if (exporting) STRIA_RETURN_IF_ERROR(deletions());
   run(files.size());
   if (exporting) STRIA_RETURN_IF_ERROR(deletions());
+  // Every file renamed directories concern is in place: stria-mover need
+  // not walk these links for them.
+  if (exporting && failed == 0) {
+    for (const auto& [link, renames] : whole) STRIA_RETURN_IF_ERROR(c.RepoRenamesExported(link, renames));
+  }
   if (bar) std::fprintf(stderr, "\r\033[K");
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (json_out) {
@@ -199,7 +208,8 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
 json CountsJson(const RepoCounts& n) {
   return {{"released_files", n.released_files}, {"released_bytes", n.released_bytes},
           {"resident_files", n.resident_files}, {"resident_bytes", n.resident_bytes},
-          {"dirty_files", n.dirty_files},       {"dirty_bytes", n.dirty_bytes}};
+          {"dirty_files", n.dirty_files},       {"dirty_bytes", n.dirty_bytes},
+          {"renames", n.renames},               {"renames_exported", n.renames_exported}};
 }
 
 std::string Counts(const RepoCounts& c) {
@@ -404,6 +414,10 @@ void AddRepoTreeCommands(CLI::App* repo, const std::function<void(CLI::App*)>& a
                   static_cast<unsigned long long>(n.resident_files), static_cast<unsigned long long>(n.resident_bytes));
       std::printf("  dirty    %10llu files %16llu bytes  (changed since the last export)\n",
                   static_cast<unsigned long long>(n.dirty_files), static_cast<unsigned long long>(n.dirty_bytes));
+      if (n.renames > n.renames_exported) {
+        std::printf("  %llu directory renames not exported yet (their files' objects are at the old names)\n",
+                    static_cast<unsigned long long>(n.renames - n.renames_exported));
+      }
       return Status::Ok();
     };
   });

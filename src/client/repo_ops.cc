@@ -46,6 +46,17 @@ Status Client::RepoUnlink(const std::string& path, bool force) {
   return impl_->MetaCall<proto::RepoUnlinkReply>(proto::REPO_UNLINK, req).status().Prefixed("repo unlink " + path);
 }
 
+Status Client::RepoRenamesExported(const std::string& link_path, uint64_t renames) {
+  STRIA_ASSIGN_OR_RETURN(auto r, impl_->Resolve(link_path, true));
+  proto::RepoRenamesExportedRequest req;
+  *req.mutable_cred() = impl_->cred;
+  req.set_root(r.attr().ino());
+  req.set_renames(renames);
+  return impl_->MetaCall<proto::RepoRenamesExportedReply>(proto::REPO_RENAMES_EXPORTED, req)
+      .status()
+      .Prefixed("repo export " + link_path);
+}
+
 Result<std::vector<RepoLinkInfo>> Client::RepoList() {
   proto::RepoListRequest req;
   *req.mutable_cred() = impl_->cred;
@@ -59,8 +70,8 @@ Result<std::vector<RepoLinkInfo>> Client::RepoList() {
     info.link = FromProto(i.link());
     info.created_ns = i.link().created_ns();
     const auto& c = i.counts();
-    info.counts = {c.released_files(), c.released_bytes(), c.resident_files(),
-                   c.resident_bytes(), c.dirty_files(),    c.dirty_bytes()};
+    info.counts = {c.released_files(), c.released_bytes(), c.resident_files(), c.resident_bytes(),
+                   c.dirty_files(),    c.dirty_bytes(),    c.renames(),        c.renames_exported()};
     out.push_back(std::move(info));
   }
   return out;

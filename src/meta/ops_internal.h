@@ -76,6 +76,10 @@ Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec);
 // where their data is): ENODATA from CheckRenamable, and libstria hydrates.
 Status NoteRepoRename(Ctx& c, Txn& t, InodeRecord& rec, bool vacated);
 Status CheckRenamable(const InodeRecord& rec, const std::string& name);
+// A directory renamed under a link: its files stay clean, at their old
+// keys (no walk of the subtree here); the link's rename count tells
+// stria-mover that an export walk is due.
+Status NoteRepoDirRename(Ctx& c, Txn& t, const InodeRecord& dir);
 // repo_link.cc: files and bytes by state under link root.
 Result<proto::RepoCounts> Counts(Txn& t, uint64_t root);
 

@@ -88,6 +88,8 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
     b.set_type(src.attr().type());
     t.Put(keys::Entry(req.src_parent(), req.src_name()), a.SerializeAsString());
     t.Put(keys::Entry(req.dst_parent(), req.dst_name()), b.SerializeAsString());
+    if (src_dir) STRIA_RETURN_IF_ERROR(NoteRepoDirRename(c, t, src));
+    if (dst_dir) STRIA_RETURN_IF_ERROR(NoteRepoDirRename(c, t, dst));
     if (req.src_parent() != req.dst_parent()) {
       if (src_dir) STRIA_RETURN_IF_ERROR(Reparent(c, t, src.attr().ino(), req.dst_parent()));
       if (dst_dir) STRIA_RETURN_IF_ERROR(Reparent(c, t, dst.attr().ino(), req.src_parent()));
@@ -137,8 +139,12 @@ Result<std::string> OpRename(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(ddir, c.GetInode(t, req.dst_parent()));
   STRIA_RETURN_IF_ERROR(c.AddEntry(t, ddir, req.dst_name(), src.attr().ino(), src.attr().type()));
   STRIA_ASSIGN_OR_RETURN(src, c.GetInode(t, src.attr().ino()));
-  if (src_dir) src.set_parent(req.dst_parent());
-  else STRIA_RETURN_IF_ERROR(NoteRepoRename(c, t, src, true));
+  if (src_dir) {
+    src.set_parent(req.dst_parent());
+    STRIA_RETURN_IF_ERROR(NoteRepoDirRename(c, t, src));
+  } else {
+    STRIA_RETURN_IF_ERROR(NoteRepoRename(c, t, src, true));
+  }
   src.mutable_attr()->set_ctime_ns(NowNs());
   c.PutInode(t, src);
   return proto::RenameReply().SerializeAsString();

@@ -154,6 +154,33 @@ Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+Status NoteRepoDirRename(Ctx& c, Txn& t, const InodeRecord& dir) {
+  if (dir.repo_root() == 0 || dir.attr().type() != proto::FT_DIR || dir.has_repo_link()) return Status::Ok();
+  proto::RepoCounts n;
+  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::RepoCounts(dir.repo_root())));
+  if (v && !n.ParseFromString(*v)) return Err(EIO, "repository counts of {} are damaged", dir.repo_root());
+  n.set_renames(n.renames() + 1);
+  t.Put(keys::RepoCounts(dir.repo_root()), n.SerializeAsString());
+  (void)c;
+  return Status::Ok();
+}
+
+Result<std::string> OpRepoRenamesExported(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoRenamesExportedRequest>(msg, "repo renames exported"));
+  STRIA_ASSIGN_OR_RETURN(auto root, c.GetInode(t, req.root()));
+  if (!root.has_repo_link()) return Err(EINVAL, "repo renames exported: inode {} is not a linked directory", req.root());
+  STRIA_RETURN_IF_ERROR(CheckAccess(root.attr(), req.cred(), kMayWrite, "repo renames exported"));
+  proto::RepoCounts n;
+  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::RepoCounts(req.root())));
+  if (v && !n.ParseFromString(*v)) return Err(EIO, "repository counts of {} are damaged", req.root());
+  uint64_t upto = std::min(req.renames(), n.renames());
+  if (upto > n.renames_exported()) {
+    n.set_renames_exported(upto);
+    t.Put(keys::RepoCounts(req.root()), n.SerializeAsString());
+  }
+  return proto::RepoRenamesExportedReply().SerializeAsString();
+}
+
 Result<std::string> OpRepoDeletions(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoDeletionsRequest>(msg, "repo deletions"));
   STRIA_ASSIGN_OR_RETURN(auto root, c.GetInode(t, req.root()));

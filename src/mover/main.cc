@@ -42,8 +42,9 @@ std::string Join(const std::string& dir, const std::string& name) {
   return dir == "/" ? "/" + name : dir + "/" + name;
 }
 
-// Calls fn for every dirty regular file at or under dir.
-Status ForDirty(Client& c, const std::string& dir, const std::function<void(const std::string&, const FileAttr&)>& fn) {
+// Calls fn for every regular file at or under dir that pick chooses.
+Status ForFiles(Client& c, const std::string& dir, const std::function<bool(const std::string&, const FileAttr&)>& pick,
+                const std::function<void(const std::string&, const FileAttr&)>& fn) {
   uint64_t cookie = 0;
   std::vector<std::string> subdirs;
   while (true) {
@@ -53,13 +54,13 @@ Status ForDirty(Client& c, const std::string& dir, const std::function<void(cons
       const auto& e = page->entries[i];
       cookie = e.cookie;
       if (e.type == FileType::kDirectory) subdirs.push_back(Join(dir, e.name));
-      else if (e.type == FileType::kRegular && page->attrs[i].repo_state == RepoState::kDirty) {
+      else if (e.type == FileType::kRegular && pick(Join(dir, e.name), page->attrs[i])) {
         fn(Join(dir, e.name), page->attrs[i]);
       }
     }
     if (page->eof || page->entries.empty()) break;
   }
-  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(ForDirty(c, d, fn));
+  for (const auto& d : subdirs) STRIA_RETURN_IF_ERROR(ForFiles(c, d, pick, fn));
   return Status::Ok();
 }
 
@@ -127,16 +128,11 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
     // Look again within a quarter of the delay, so that a file goes at most
     // that late; at least once a second.
     next = std::min(next, milliseconds(std::max<int64_t>(1000, int64_t(delay) * 250)));
-    if (l.link.export_deletes) {
-      auto n = c.RepoExportDeletions(l.path);
-      if (!n.ok()) spdlog::warn("auto-export of deletions under {}: {}", l.path, n.status().ToString());
-      else if (*n) spdlog::info("auto-export: deleted {} objects of files removed under {}", *n, l.path);
-    }
-    if (l.counts.dirty_files == 0) continue;
-    Status st = ForDirty(c, l.path, [&](const std::string& path, const FileAttr& a) {
-      if (now - a.mtime_ns < int64_t(delay) * 1000000000) return;   // changed lately: not yet
+    bool failed = false;
+    auto send = [&](const std::string& path, const FileAttr&) {
       auto r = c.RepoExport(path);
       if (!r.ok()) {
+        failed = true;
         failures.Inc();
         spdlog::warn("auto-export of {}: {}", path, r.status().ToString());
         return;
@@ -144,7 +140,41 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
       files.Inc();
       bytes.Inc(*r);
       spdlog::info("auto-exported {} ({} bytes) to {}", path, *r, l.link.url);
-    });
+    };
+    // Directories renamed since the last whole export: their clean files
+    // are copied to their new keys first, while the old keys still hold
+    // what they need (as `stria repo export` does).
+    if (l.counts.renames > l.counts.renames_exported) {
+      Status st = ForFiles(
+          c, l.path,
+          [&](const std::string& path, const FileAttr& a) {
+            if (a.repo_key.empty() || (a.repo_state != RepoState::kResident && a.repo_state != RepoState::kReleased)) {
+              return false;
+            }
+            auto key = Client::RepoKeyOf(l, path);
+            return key.ok() && *key != a.repo_key;
+          },
+          send);
+      if (!st.ok()) spdlog::warn("auto-export under {}: {}", l.path, st.ToString());
+      if (st.ok() && !failed) {
+        if (Status done = c.RepoRenamesExported(l.path, l.counts.renames); !done.ok()) {
+          spdlog::warn("{}", done.ToString());
+        }
+      }
+    }
+    if (l.link.export_deletes) {
+      auto n = c.RepoExportDeletions(l.path);
+      if (!n.ok()) spdlog::warn("auto-export of deletions under {}: {}", l.path, n.status().ToString());
+      else if (*n) spdlog::info("auto-export: deleted {} objects of files removed under {}", *n, l.path);
+    }
+    if (l.counts.dirty_files == 0) continue;
+    Status st = ForFiles(
+        c, l.path,
+        [&](const std::string&, const FileAttr& a) {
+          // Changed lately: not yet.
+          return a.repo_state == RepoState::kDirty && now - a.mtime_ns >= int64_t(delay) * 1000000000;
+        },
+        send);
     if (!st.ok()) spdlog::warn("auto-export under {}: {}", l.path, st.ToString());
   }
   return next;

@@ -222,6 +222,19 @@ def test_auto_export_sends_a_checkpoint_after_its_last_close(cluster, proxy, buc
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert counts(cluster, d)["dirty_files"] == 0
+    # A checkpoint directory renamed once it was sent (tmp -> final, say):
+    # its files are clean, and stria-mover copies them to the new name.
+    os.rename(mount.path + d + "/run1", mount.path + d + "/final")
+    assert counts(cluster, d)["renames"] == 1
+    deadline = time.monotonic() + 30
+    while not in_bucket(s3c, bucket, f"{prefix}/final/step-10.pt"):
+        assert time.monotonic() < deadline, "not copied to the new name within 30 s"
+        time.sleep(0.2)
+    assert body_of(s3c, bucket, f"{prefix}/final/step-10.pt") == data
+    deadline = time.monotonic() + 10
+    while counts(cluster, d)["renames_exported"] != counts(cluster, d)["renames"]:
+        assert time.monotonic() < deadline, counts(cluster, d)
+        time.sleep(0.1)
 
 
 def test_watermark_release_frees_the_coldest_files_first(cluster, proxy, bucket, s3c, mount, tmp_path):
@@ -361,6 +374,7 @@ def test_a_renamed_directory_is_exported_under_its_new_name(cluster, proxy, buck
         os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
         n = counts(cluster, d)
         assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 2, n
+        assert n["renames"] == 1 and n["renames_exported"] == 0, n
         gets_before = len(object_gets(proxy))
         r = run_json(cluster, "repo", "export", d)
         assert r["files"] == 3 and r["failed"] == 0, r
@@ -372,6 +386,7 @@ def test_a_renamed_directory_is_exported_under_its_new_name(cluster, proxy, buck
             assert in_bucket(s3c, bucket, f"{prefix}/{k}") != old_gone, k
         n = counts(cluster, d)
         assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 2, n
+        assert n["renames"] == 1 and n["renames_exported"] == 1, n   # the whole link was walked
         # In place now: nothing more to send.
         r = run_json(cluster, "repo", "export", d)
         assert r["files"] == 0 and r.get("deleted", 0) == 0, r
