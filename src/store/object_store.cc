@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -57,12 +58,15 @@ Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::strin
 }
 
 // Reads up to n bytes; past the end of the file the rest is zero-filled.
-Status PreadFull(int fd, char* p, size_t n, uint64_t off, const std::string& what) {
+// flags: RWF_NOWAIT fails with EAGAIN where the page cache lacks a byte.
+Status PreadFull(int fd, char* p, size_t n, uint64_t off, const std::string& what, int flags = 0) {
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::pread(fd, p + done, n - done, static_cast<off_t>(off + done));
+    iovec iov{p + done, n - done};
+    ssize_t r = ::preadv2(fd, &iov, 1, static_cast<off_t>(off + done), flags);
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN && (flags & RWF_NOWAIT)) return Status(EAGAIN, what + ": not in the page cache");
       return Sys(errno, what);
     }
     if (r == 0) break;
@@ -310,8 +314,11 @@ Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
   return Status::Ok();
 }
 
-Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len) {
-  std::lock_guard lk(LockFor(oid, index));
+Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len, bool nowait) {
+  std::unique_lock lk(LockFor(oid, index), std::defer_lock);
+  if (!nowait) lk.lock();
+  else if (!lk.try_lock()) return Err(EAGAIN, "object {:x}.{} is being written", oid, index);
+  const int flags = nowait ? RWF_NOWAIT : 0;
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -327,11 +334,11 @@ Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, siz
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
   size_t nblocks = static_cast<size_t>(last - first + 1);
   std::string buf(nblocks * kBlockSize, '\0');
-  STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what));
+  STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what, flags));
   std::string le(nblocks * 4, '\0');
   Fd crc(::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC));
   if (crc.fd >= 0) {
-    STRIA_RETURN_IF_ERROR(PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)"));
+    STRIA_RETURN_IF_ERROR(PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)", flags));
   } else if (errno != ENOENT) {
     return Sys(errno, what + " (checksums)");
   }

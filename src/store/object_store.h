@@ -46,8 +46,10 @@ class Target {
   Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len,
                bool sync = false, bool direct = false);
   // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
-  // EIO when a block's checksum does not match.
-  Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len);
+  // EIO when a block's checksum does not match. nowait: EAGAIN instead of
+  // waiting for the disk or for a writer of the object (a read that can
+  // be served from the page cache at once, on the caller's thread).
+  Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len, bool nowait = false);
   Status Truncate(uint64_t object_id, uint32_t index, uint64_t length);
   // Reserves disk space for [offset, offset+len) without changing the
   // object's size (ENOSPC when it does not fit; nothing changes then).

@@ -68,6 +68,28 @@ TEST_F(TargetTest, DirectWritesMatchBufferedOnes) {
   EXPECT_EQ(t_->Read(9, 0, 8192 + 299000, 4096).status().code(), EIO);
 }
 
+// A read that must not wait: served from the page cache, else EAGAIN (and
+// the caller reads again where it may wait).
+TEST_F(TargetTest, NoWaitReadsComeFromThePageCacheOnly) {
+  std::string data(64 << 10, 'q');
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE(t_->Write(11, 0, 0, data.data(), data.size(), /*sync=*/true).ok());
+  auto hot = t_->Read(11, 0, 1000, 5000, /*nowait=*/true);
+  ASSERT_TRUE(hot.ok()) << hot.status().ToString();
+  EXPECT_EQ(*hot, data.substr(1000, 5000));
+  for (const auto& p : {t_->ObjectPath(11, 0), t_->ObjectPath(11, 0) + ".crc"}) {
+    int fd = ::open(p.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+  }
+  EXPECT_EQ(t_->Read(11, 0, 1000, 5000, /*nowait=*/true).status().code(), EAGAIN);
+  auto cold = t_->Read(11, 0, 1000, 5000);
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  EXPECT_EQ(*cold, data.substr(1000, 5000));
+  EXPECT_TRUE(t_->Read(11, 0, 1000, 5000, /*nowait=*/true).ok());   // cached again
+}
+
 TEST_F(TargetTest, RandomMixMatchesReference) {
   unsigned seed = std::random_device{}();
   std::printf("seed %u\n", seed);

@@ -6,6 +6,7 @@ namespace stria::store {
 
 namespace {
 constexpr uint64_t kMaxIo = 64ull << 20;
+constexpr uint64_t kInlineRead = 128 << 10;   // bytes a read may be served on the io thread
 constexpr uint64_t kMaxOffset = 1ull << 60;
 
 // Offsets and lengths are checked before any disk work: a bad request must
@@ -106,6 +107,17 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         bool only = req.has_fetch() && req.fetch().hydrate_only();
         if (Status st = CheckRange("read", req.offset(), only ? 0 : req.length()); !st.ok()) return resp.Fail(st);
         if (!req.has_fetch()) {
+          // A small read the page cache holds is answered here, on the io
+          // thread: a hand-off to a worker costs a thread wake-up, which
+          // is most of a 4 KiB read's time. Else a worker waits for the disk.
+          if (req.length() <= kInlineRead) {
+            auto data = t->Read(req.ino(), req.index(), req.offset(), req.length(), /*nowait=*/true);
+            if (data.ok() || data.status().code() != EAGAIN) {
+              if (!data.ok()) return resp.Fail(data.status());
+              bytes_read_->Inc(data->size());
+              return resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+            }
+          }
           return pool_->Post([this, t, req = std::move(req), resp] {
             auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
             if (!data.ok()) return resp.Fail(data.status());
