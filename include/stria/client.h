@@ -128,7 +128,8 @@ struct RepoSyncResult {
   uint64_t created = 0;       // new objects and prefixes
   uint64_t changed = 0;       // clean files whose object changed: released, to be fetched anew
   uint64_t removed = 0;       // clean files whose object is gone
-  uint64_t skipped = 0;       // dirty or open files left as they are, names that cannot be files
+  uint64_t skipped = 0;       // dirty or open files left as they are, objects of files removed or renamed
+                              // here (until exported), names that cannot be files
 };
 
 // A resident file the watermark release may free (RepoColdest).

@@ -161,6 +161,18 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
     STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), o.name()));
+    if (!e && !o.is_dir()) {
+      // Not new to Stria: its file was removed here (the object waits for
+      // the export to delete it) or renamed away (its content is still at
+      // this key, for that file).
+      const std::string key = dir.repo_key() + o.name();
+      STRIA_ASSIGN_OR_RETURN(auto deleted, t.Get(keys::RepoDeletion(root.attr().ino(), key)));
+      STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root.attr().ino(), key)));
+      if (deleted || owner) {
+        rep.set_skipped(rep.skipped() + 1);
+        continue;
+      }
+    }
     if (!e) {
       STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
       if (valid) rep.set_created(rep.created() + 1);

@@ -423,3 +423,27 @@ def test_a_moved_released_file_keeps_its_old_key_until_it_is_exported(cluster, p
     assert body_of(s3c, bucket, f"{prefix}/dir/x.bin") == b"new" * 1000
     with open(mount.path + d + "/moved/x.bin", "rb") as f:
         assert f.read() == old
+
+
+def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket, s3c, mount):
+    # Until the export, the bucket still has their objects: a sync in
+    # between must not take them for new ones.
+    prefix = "resync-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    for key in ("gone.txt", "old.txt", "dir/in.txt"):
+        s3c.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=key.encode())
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, "--export-deletes")
+    cluster.stria("repo", "import", d)
+    os.unlink(mount.path + d + "/gone.txt")
+    cluster.stria("cat", d + "/old.txt")                      # resident: a rename needs its data here
+    os.rename(mount.path + d + "/old.txt", mount.path + d + "/new.txt")
+    r = run_json(cluster, "repo", "sync", d)
+    assert r["created"] == 0 and r["skipped"] == 2, r
+    assert sorted(os.listdir(mount.path + d)) == ["dir", "new.txt"]
+    r = run_json(cluster, "repo", "export", d)
+    assert r["files"] == 1 and r["deleted"] == 2, r
+    assert not in_bucket(s3c, bucket, f"{prefix}/gone.txt") and not in_bucket(s3c, bucket, f"{prefix}/old.txt")
+    r = run_json(cluster, "repo", "sync", d)
+    assert r["created"] == 0 and r["removed"] == 0, r
+    assert sorted(os.listdir(mount.path + d)) == ["dir", "new.txt"]
