@@ -88,6 +88,18 @@ Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+// An object of a file removed here (the export is to delete it) or
+// renamed away (its content is still at this key, for that file): not new
+// to Stria, not to be imported again.
+Result<bool> KnownHere(Txn& t, const InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o) {
+  if (o.is_dir()) return false;
+  const std::string key = dir.repo_key() + o.name();
+  STRIA_ASSIGN_OR_RETURN(auto deleted, t.Get(keys::RepoDeletion(root.attr().ino(), key)));
+  if (deleted) return true;
+  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root.attr().ino(), key)));
+  return owner.has_value();
+}
+
 Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
                           int64_t now) {
   if (!ValidName(o.name())) return false;
@@ -137,6 +149,8 @@ Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
     STRIA_ASSIGN_OR_RETURN(auto existed, c.GetEntry(t, dir.attr().ino(), o.name()));
+    STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(t, dir, root, o));
+    if (!existed && known) continue;
     STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
     if (!valid) rep.set_skipped(rep.skipped() + 1);
     else if (!existed) rep.set_created(rep.created() + 1);
@@ -161,19 +175,12 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
     STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), o.name()));
-    if (!e && !o.is_dir()) {
-      // Not new to Stria: its file was removed here (the object waits for
-      // the export to delete it) or renamed away (its content is still at
-      // this key, for that file).
-      const std::string key = dir.repo_key() + o.name();
-      STRIA_ASSIGN_OR_RETURN(auto deleted, t.Get(keys::RepoDeletion(root.attr().ino(), key)));
-      STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root.attr().ino(), key)));
-      if (deleted || owner) {
+    if (!e) {
+      STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(t, dir, root, o));
+      if (known) {
         rep.set_skipped(rep.skipped() + 1);
         continue;
       }
-    }
-    if (!e) {
       STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
       if (valid) rep.set_created(rep.created() + 1);
       else rep.set_skipped(rep.skipped() + 1);
@@ -182,6 +189,9 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
     if (o.is_dir() || e->type() != proto::FT_REG) continue;
     STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, e->ino()));
     if (rec.repo_etag() == o.etag()) continue;
+    // Its content is at another key now (its directory was renamed and
+    // exported): this object is not its.
+    if (rec.repo_key() != dir.repo_key() + o.name()) continue;
     auto state = RepoStateOf(rec);
     // A dirty file is exported over the object; an open resident file
     // keeps reading its objects (synced when it is closed, next time).
@@ -198,6 +208,7 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
     if (!e || e->type() != proto::FT_REG) continue;
     STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, e->ino()));
     auto state = RepoStateOf(rec);
+    if (rec.repo_key() != dir.repo_key() + name) continue;   // at another key now: not gone
     if (state != proto::RS_RELEASED && state != proto::RS_RESIDENT) {
       rep.set_skipped(rep.skipped() + 1);
       continue;

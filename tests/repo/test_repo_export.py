@@ -438,12 +438,17 @@ def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket
     os.unlink(mount.path + d + "/gone.txt")
     cluster.stria("cat", d + "/old.txt")                      # resident: a rename needs its data here
     os.rename(mount.path + d + "/old.txt", mount.path + d + "/new.txt")
+    os.rename(mount.path + d + "/dir", mount.path + d + "/dir2")   # in.txt keeps its key, released
     r = run_json(cluster, "repo", "sync", d)
-    assert r["created"] == 0 and r["skipped"] == 2, r
-    assert sorted(os.listdir(mount.path + d)) == ["dir", "new.txt"]
+    assert r["created"] == 1 and r["skipped"] == 2, r               # the prefix dir/ comes back...
+    assert sorted(os.listdir(mount.path + d)) == ["dir", "dir2", "new.txt"]
+    assert os.listdir(mount.path + d + "/dir") == []                # ...but not its moved file
     r = run_json(cluster, "repo", "export", d)
-    assert r["files"] == 1 and r["deleted"] == 2, r
+    assert r["files"] == 2 and r["deleted"] == 3, r
+    assert body_of(s3c, bucket, f"{prefix}/dir2/in.txt") == b"dir/in.txt"
     assert not in_bucket(s3c, bucket, f"{prefix}/gone.txt") and not in_bucket(s3c, bucket, f"{prefix}/old.txt")
     r = run_json(cluster, "repo", "sync", d)
-    assert r["created"] == 0 and r["removed"] == 0, r
-    assert sorted(os.listdir(mount.path + d)) == ["dir", "new.txt"]
+    assert r["created"] == 0 and r["removed"] == 0, r   # dir2 still compares with dir/, where in.txt is gone
+    assert sorted(os.listdir(mount.path + d)) == ["dir", "dir2", "new.txt"]
+    with open(mount.path + d + "/dir2/in.txt", "rb") as f:
+        assert f.read() == b"dir/in.txt"
