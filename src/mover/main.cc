@@ -20,9 +20,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -143,8 +145,11 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
     };
     // Directories renamed since the last whole export: their clean files
     // are copied to their new keys first, while the old keys still hold
-    // what they need (as `stria repo export` does).
-    if (l.counts.renames > l.counts.renames_exported) {
+    // what they need (as `stria repo export` does). A walk that left files
+    // behind is tried again after a wait that doubles (5 s to 5 min), not
+    // every round.
+    static std::map<uint64_t, std::pair<int64_t, int64_t>> retry;   // link -> (not before, wait), ns
+    if (l.counts.renames > l.counts.renames_exported && now >= retry[l.ino].first) {
       Status st = ForFiles(
           c, l.path,
           [&](const std::string& path, const FileAttr& a) {
@@ -156,10 +161,15 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
           },
           send);
       if (!st.ok()) spdlog::warn("auto-export under {}: {}", l.path, st.ToString());
-      if (st.ok() && !failed) {
-        if (Status done = c.RepoRenamesExported(l.path, l.counts.renames); !done.ok()) {
-          spdlog::warn("{}", done.ToString());
-        }
+      Status done = st.ok() && !failed ? c.RepoRenamesExported(l.path, l.counts.renames)
+                                       : Err(EAGAIN, "files of renamed directories under {} left behind", l.path);
+      if (done.ok()) {
+        retry.erase(l.ino);
+      } else {
+        auto& [at, wait] = retry[l.ino];
+        wait = std::clamp<int64_t>(wait * 2, 5'000'000'000, 300'000'000'000);
+        at = now + wait;
+        spdlog::warn("{}: trying again in {} s", done.ToString(), wait / 1'000'000'000);
       }
     }
     if (l.link.export_deletes) {

@@ -4,6 +4,7 @@ on the next read, and released files are fetched ahead of a job.
 
     STRIA_BIN_DIR=build-test/bin /usr/bin/python3 -m pytest -q tests/repo/test_repo_export.py
 """
+import glob
 import json
 import os
 import subprocess
@@ -452,3 +453,30 @@ def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket
     assert sorted(os.listdir(mount.path + d)) == ["dir", "dir2", "new.txt"]
     with open(mount.path + d + "/dir2/in.txt", "rb") as f:
         assert f.read() == b"dir/in.txt"
+
+
+def test_mover_backs_off_from_a_moved_file_it_cannot_copy(cluster, proxy, bucket, s3c, mount):
+    # A moved released file whose old object changed in the bucket cannot be
+    # copied (its content is nowhere now: `repo sync` refreshes it). The
+    # mover says so, then waits longer each time instead of every round.
+    prefix = "stuck-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=b"first")
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url,
+                  "--auto-export-delay", "1")
+    cluster.stria("repo", "import", d)
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=b"second")
+    os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
+    log = glob.glob(cluster.dir + "/mover/*.log")[0]
+    mine = lambda: [line for line in open(log) if f"{d}/moved/x.bin" in line]  # noqa: E731
+    deadline = time.monotonic() + 15
+    while not mine():
+        assert time.monotonic() < deadline, "no warning from the mover"
+        time.sleep(0.2)
+    time.sleep(4)   # rounds run every second; the next try is 5 s later
+    assert len(mine()) == 1, mine()
+    assert "ESTALE" in mine()[0] or "412" in mine()[0], mine()[0]
+    assert not in_bucket(s3c, bucket, f"{prefix}/moved/x.bin")
+    n = counts(cluster, d)
+    assert n["renames"] == 1 and n["renames_exported"] == 0, n
