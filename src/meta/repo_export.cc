@@ -156,9 +156,7 @@ Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
 
 Status NoteRepoDirRename(Ctx& c, Txn& t, const InodeRecord& dir) {
   if (dir.repo_root() == 0 || dir.attr().type() != proto::FT_DIR || dir.has_repo_link()) return Status::Ok();
-  proto::RepoCounts n;
-  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::RepoCounts(dir.repo_root())));
-  if (v && !n.ParseFromString(*v)) return Err(EIO, "repository counts of {} are damaged", dir.repo_root());
+  STRIA_ASSIGN_OR_RETURN(auto n, Counts(t, dir.repo_root()));
   n.set_renames(n.renames() + 1);
   t.Put(keys::RepoCounts(dir.repo_root()), n.SerializeAsString());
   (void)c;
@@ -170,9 +168,7 @@ Result<std::string> OpRepoRenamesExported(Ctx& c, Txn& t, const std::string& msg
   STRIA_ASSIGN_OR_RETURN(auto root, c.GetInode(t, req.root()));
   if (!root.has_repo_link()) return Err(EINVAL, "repo renames exported: inode {} is not a linked directory", req.root());
   STRIA_RETURN_IF_ERROR(CheckAccess(root.attr(), req.cred(), kMayWrite, "repo renames exported"));
-  proto::RepoCounts n;
-  STRIA_ASSIGN_OR_RETURN(auto v, t.Get(keys::RepoCounts(req.root())));
-  if (v && !n.ParseFromString(*v)) return Err(EIO, "repository counts of {} are damaged", req.root());
+  STRIA_ASSIGN_OR_RETURN(auto n, Counts(t, req.root()));
   uint64_t upto = std::min(req.renames(), n.renames());
   if (upto > n.renames_exported()) {
     n.set_renames_exported(upto);
