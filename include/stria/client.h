@@ -180,6 +180,11 @@ struct SetAttrArgs {
   enum : uint32_t {
     kMode = 1, kUid = 2, kGid = 4, kSize = 8,
     kAtime = 16, kMtime = 32, kAtimeNow = 64, kMtimeNow = 128,
+    // With kMtime: an mtime the kernel's writeback cache chose (the time
+    // of a write, a truncate or a utimensat to now; it refuses a chosen
+    // one to anyone but the owner itself), which a writer that does not
+    // own the file may set.
+    kWriteTimes = 256,
   };
   uint32_t mask = 0;
   uint32_t mode = 0, uid = 0, gid = 0;
@@ -222,6 +227,10 @@ class Client {
   Status Ftruncate(int fd, uint64_t size);
   Result<FileAttr> Fstat(int fd);
   Status Close(int fd);              // flushes and makes durable, then closes
+  // Lets fd serve reads though it was opened write-only: the FUSE kernel's
+  // writeback cache reads the rest of a page through whatever handle
+  // writes part of it (the opener's permissions were checked for writing).
+  Status AllowCacheReads(int fd);
 
   // ---- namespace ----
   Result<FileAttr> Stat(const std::string& path);    // follows a final symlink

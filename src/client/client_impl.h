@@ -96,6 +96,7 @@ struct Handle {
   proto::Cred cred;                // whom the handle acts for (its opener)
   std::string path;                // as opened, for error messages
   uint64_t pos = 0;                // GUARDED_BY(file->mu)
+  bool cache_reads = false;        // write-only, yet read by the kernel's page cache; GUARDED_BY(file->mu)
 };
 
 // "/a//b/" -> "/a/b"; EINVAL for relative or empty paths.

@@ -487,7 +487,7 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
   std::optional<proto::RepoSource> source;
   {
     std::lock_guard lk(f->mu);
-    if (!CanRead(h->flags)) return Err(EBADF, "read {}: not open for reading", h->path);
+    if (!CanRead(h->flags) && !h->cache_reads) return Err(EBADF, "read {}: not open for reading", h->path);
     if (f->type == proto::FT_DIR) return Err(EISDIR, "read {}: is a directory", h->path);
     STRIA_RETURN_IF_ERROR(FlushLocked(*f));   // read our own writes, through any handle
     if (offset >= f->size || n == 0) return size_t(0);
@@ -589,6 +589,13 @@ Result<FileAttr> Client::Fstat(int fd) {
   auto r = impl_->MetaCall<proto::GetAttrReply>(proto::GET_ATTR, req);
   if (!r.ok()) return r.status().Prefixed("fstat " + h->path);
   return impl_->WithLocalSize(r->attr());
+}
+
+Status Client::AllowCacheReads(int fd) {
+  STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
+  std::lock_guard lk(h->file->mu);
+  h->cache_reads = true;
+  return Status::Ok();
 }
 
 Status Client::Close(int fd) {

@@ -240,6 +240,15 @@ Result<FileAttr> Client::SetAttr(const Caller& c, uint64_t ino, const SetAttrArg
     STRIA_ASSIGN_OR_RETURN(auto attr, impl_->TruncateIno(cred, ino, req, what));
     return impl_->WithLocalSize(attr);
   }
+  if ((a.mask & SetAttrArgs::kWriteTimes) && (a.mask & SetAttrArgs::kMtime)) {
+    // The kernel reports when it wrote, through any of the file's write
+    // handles: one of this client's vouches for it, whoever opened it.
+    std::lock_guard lk(impl_->mu);
+    for (auto& [fd, h] : impl_->handles) {
+      int acc = h->flags & O_ACCMODE;
+      if (h->file->ino == ino && (acc == O_WRONLY || acc == O_RDWR)) req.set_open_for_write(true);
+    }
+  }
   *req.mutable_cred() = cred;
   *req.mutable_mid() = impl_->NextMid();
   req.set_ino(ino);

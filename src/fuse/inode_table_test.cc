@@ -39,5 +39,59 @@ TEST(InodeTable, PagesKeptOnlyWhileTheVersionHolds) {
   EXPECT_TRUE(t.Open(99, 1).stale_attr);
 }
 
+TEST(InodeTable, ResizeMarkChangesWithEverySizeChange) {
+  InodeTable t;
+  EXPECT_FALSE(t.ResizeMark(3).has_value());   // unknown to the kernel
+  t.Ref(3, 1);
+  auto before = t.ResizeMark(3);
+  ASSERT_TRUE(before.has_value());
+  t.ResizeStart(3);
+  EXPECT_FALSE(t.ResizeMark(3).has_value());   // in flight
+  t.ResizeEnd(3);
+  ASSERT_TRUE(t.ResizeMark(3).has_value());
+  EXPECT_NE(*t.ResizeMark(3), *before);        // one happened since
+  t.ResizeEnd(3);                              // unbalanced: ignored
+  EXPECT_TRUE(t.ResizeMark(3).has_value());
+}
+
+// Writeback cache: the kernel keeps the size a new inode got; a shorter
+// file (shrunk by another mount) gets a new generation, so that the kernel
+// takes a new inode, but only while nothing here has it open.
+TEST(InodeTable, AShrunkFileGetsANewGenerationWhenNothingHasItOpen) {
+  InodeTable t;
+  EXPECT_EQ(t.Ref(4, 1, 1, 1000), 0u);
+  EXPECT_EQ(t.KernelSize(4), 1000u);
+  EXPECT_EQ(t.Ref(4, 2, 1, 10), 0u);         // the kernel keeps 1000
+  EXPECT_EQ(t.KernelSize(4), 1000u);
+  t.NoteWrite(4, 1500);
+  EXPECT_EQ(t.KernelSize(4), 1500u);
+  EXPECT_FALSE(t.ShrunkElsewhere(4, 1500));
+  t.HandleOpened(4, false);
+  EXPECT_FALSE(t.ShrunkElsewhere(4, 10));    // a reader holds the inode
+  EXPECT_FALSE(t.ReplaceIfShrunk(4, 10));
+  t.HandleClosed(4, false);
+  t.ResizeStart(4);
+  EXPECT_FALSE(t.ShrunkElsewhere(4, 10));    // our own truncate in flight
+  t.ResizeEnd(4);
+  EXPECT_TRUE(t.ShrunkElsewhere(4, 10));
+  EXPECT_TRUE(t.ReplaceIfShrunk(4, 10));
+  EXPECT_EQ(t.Generation(4), 1u);
+  EXPECT_EQ(t.KernelSize(4), 10u);
+  EXPECT_FALSE(t.ShrunkElsewhere(4, 10));
+  EXPECT_EQ(t.Ref(4, 3, 1, 10), 1u);
+}
+
+TEST(InodeTable, WritersAreCountedPerHandle) {
+  InodeTable t;
+  t.Ref(6, 1);
+  t.HandleOpened(6, true);
+  t.HandleOpened(6, false);
+  EXPECT_EQ(t.Writers(6), 1u);
+  t.HandleClosed(6, true);
+  EXPECT_EQ(t.Writers(6), 0u);
+  t.HandleClosed(6, true);                   // unbalanced: ignored
+  EXPECT_EQ(t.Writers(6), 0u);
+}
+
 }  // namespace
 }  // namespace stria::fuse

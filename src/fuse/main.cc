@@ -39,7 +39,8 @@ const char kUsage[] =
     "  -f                 stay in the foreground\n"
     "  -d                 foreground with debug logging\n"
     "  -o OPTIONS         comma-separated: attr_timeout=S, entry_timeout=S, negative_timeout=S,\n"
-    "                     cache=on|off, default_permissions, no_allow_other,\n"
+    "                     cache=on|off, writeback_cache (small writes buffered by the kernel;\n"
+    "                     see the README), default_permissions, no_allow_other,\n"
     "                     timeout=S, max_threads=N, readahead_kb=N, log=FILE, log_level=LEVEL,\n"
     "                     and libfuse's own (ro, max_read=N, ...)\n";
 

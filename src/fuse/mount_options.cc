@@ -25,6 +25,7 @@ bool FstabOnly(const std::string& k) {
 }  // namespace
 
 Status ParseMountOptions(const std::string& o, MountOptions* opt) {
+  bool no_default_permissions = false;
   size_t pos = 0;
   while (pos <= o.size()) {
     size_t comma = o.find(',', pos);
@@ -52,13 +53,14 @@ Status ParseMountOptions(const std::string& o, MountOptions* opt) {
       if (val != "on" && val != "off") return Err(EINVAL, "mount option cache={}: use on or off", val);
       opt->cache = val == "on";
     } else if (item == "writeback_cache") {
-      // The kernel would read pages through write-only handles, and keep
-      // sizes of its own: not supported (yet).
-      return Err(EINVAL, "mount option writeback_cache is not supported");
+      opt->writeback = true;
+    } else if (item == "no_writeback_cache") {
+      opt->writeback = false;
     } else if (item == "default_permissions") {
       opt->default_permissions = true;
     } else if (item == "no_default_permissions") {
       opt->default_permissions = false;
+      no_default_permissions = true;
     } else if (item == "allow_other") {
       opt->allow_other = true;
     } else if (item == "no_allow_other") {
@@ -86,6 +88,18 @@ Status ParseMountOptions(const std::string& o, MountOptions* opt) {
     } else {
       opt->fuse_args.push_back(item);   // libfuse's (ro, max_read=, ...) or its error
     }
+  }
+  if (opt->writeback && !opt->cache) {
+    return Err(EINVAL, "mount option writeback_cache needs the page cache: it cannot go with cache=off");
+  }
+  if (opt->writeback) {
+    // The kernel then sends an mtime of "now" as a time like any other:
+    // it alone can tell who may choose one.
+    if (no_default_permissions) {
+      return Err(EINVAL, "mount option writeback_cache needs default_permissions: it cannot go with "
+                         "no_default_permissions");
+    }
+    opt->default_permissions = true;
   }
   if (!opt->cache) {
     opt->attr_timeout = opt->entry_timeout = opt->negative_timeout = 0;

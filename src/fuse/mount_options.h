@@ -17,6 +17,14 @@ struct MountOptions {
   double entry_timeout = 1.0;       // seconds the kernel keeps names (entry_timeout=)
   double negative_timeout = 1.0;    // seconds the kernel remembers a missing name
   bool cache = true;                // cache=off: timeouts 0, page cache dropped at every open
+  // The kernel's writeback cache (writeback_cache): write(2) copies into the
+  // page cache and the kernel sends whole pages later, up to 1 MiB a
+  // request, so small writes cost no round trip each. Off by default: the
+  // kernel then keeps each cached file's size as its own, so a file another
+  // mount shrinks keeps its old size here while a handle of this mount
+  // holds it open (growth is passed on at open). It implies
+  // default_permissions. For files one node writes at a time.
+  bool writeback = false;
   // The kernel checks permissions too, before Stria does (default_permissions).
   // Off by default: stria-meta checks every request with the caller's
   // identity, and the kernel's check costs a GETATTR of the parent after

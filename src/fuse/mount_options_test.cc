@@ -38,6 +38,22 @@ TEST(MountOptions, CacheOffZeroesTimeouts) {
   EXPECT_EQ(FuseOptionString(o), "fsname=stria@h:1,subtype=stria");
 }
 
+TEST(MountOptions, WritebackCacheIsOptIn) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("attr_timeout=2", &o).ok());
+  EXPECT_FALSE(o.writeback);
+  ASSERT_TRUE(ParseMountOptions("writeback_cache", &o).ok());
+  EXPECT_TRUE(o.writeback);
+  EXPECT_TRUE(o.default_permissions);   // the kernel alone tells "now" from a chosen mtime
+  MountOptions p;
+  EXPECT_EQ(ParseMountOptions("writeback_cache,no_default_permissions", &p).code(), EINVAL);
+  o.meta = "h:1";
+  // Stria's own option: libfuse never sees it (the daemon asks the kernel).
+  EXPECT_EQ(FuseOptionString(o).find("writeback"), std::string::npos);
+  ASSERT_TRUE(ParseMountOptions("no_writeback_cache", &o).ok());
+  EXPECT_FALSE(o.writeback);
+}
+
 TEST(MountOptions, BadValuesNameTheOption) {
   MountOptions o;
   Status st = ParseMountOptions("attr_timeout=soon", &o);
@@ -47,7 +63,7 @@ TEST(MountOptions, BadValuesNameTheOption) {
   EXPECT_EQ(ParseMountOptions("max_threads=0", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("timeout=0", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("fsname=x", &o).code(), EINVAL);
-  EXPECT_EQ(ParseMountOptions("writeback_cache", &o).code(), EINVAL);
+  EXPECT_EQ(ParseMountOptions("writeback_cache,cache=off", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("attr_timeout=-1", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("readahead_kb=lots", &o).code(), EINVAL);
   EXPECT_EQ(ParseMountOptions("readahead_kb=2000000", &o).code(), EINVAL);

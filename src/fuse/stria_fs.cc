@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -27,7 +28,7 @@ void ReplyErr(fuse_req_t req, const Status& st, const char* op) {
   switch (code) {
     case ENOENT: case EEXIST: case EACCES: case EPERM: case ENOTEMPTY: case ENOTDIR:
     case EISDIR: case EINVAL: case ENODATA: case ERANGE: case EAGAIN: case ENAMETOOLONG:
-    case EXDEV: case EBADF: case EOPNOTSUPP: case ELOOP: case EINTR:
+    case EXDEV: case EBADF: case EOPNOTSUPP: case ELOOP: case EINTR: case ESTALE:
       spdlog::debug("{}: {}", op, st.ToString());
       break;
     default:
@@ -108,7 +109,10 @@ void ReplyEntry(fuse_req_t req, const FileAttr& a) {
   e.attr = ToStat(*fs, a);
   e.attr_timeout = fs->options().attr_timeout;
   e.entry_timeout = fs->options().entry_timeout;
-  fs->inodes().Ref(a.ino, a.version);
+  if (fs->options().writeback && a.type == FileType::kRegular && fs->inodes().ReplaceIfShrunk(a.ino, a.size)) {
+    spdlog::debug("inode {} is {} bytes now, less than the kernel keeps: a new kernel inode", a.ino, a.size);
+  }
+  e.generation = fs->inodes().Ref(a.ino, a.version, 1, a.size);
   if (fuse_reply_entry(req, &e) != 0) fs->inodes().Forget(a.ino, 1);   // the kernel never got it
 }
 
@@ -122,6 +126,7 @@ void ReplyAttr(fuse_req_t req, const FileAttr& a) {
 // ------------------------------------------------------------ namespace --
 
 void Init(void* userdata, fuse_conn_info* conn) {
+  auto* fs = static_cast<StriaFs*>(userdata);
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
@@ -138,14 +143,22 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Pages are dropped at open when the content changed (keep_cache), not
   // whenever mtime moves.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;   // the mount's own write buffering (libstria) instead
+  // The kernel's writeback cache only when asked for (-o writeback_cache):
+  // it keeps file sizes of its own (MountOptions::writeback). Otherwise
+  // every write(2) reaches libstria, which buffers and sends them behind.
+  if (fs->options().writeback) {
+    if (conn->capable & FUSE_CAP_WRITEBACK_CACHE) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else spdlog::warn("the kernel offers no writeback cache: writeback_cache ignored");
+  } else {
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
   // 1 MiB reads and writes (libfuse asks for max_pages to match).
   conn->max_write = 1u << 20;
   conn->max_readahead = std::max(conn->max_readahead, 1u << 20);
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;
-  static_cast<StriaFs*>(userdata)->MarkInitialized();
+  fs->MarkInitialized();
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -203,16 +216,31 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     a.mask |= SetAttrArgs::kMtime;
     a.mtime_ns = int64_t(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
   }
+  // With the writeback cache the kernel keeps mtime and ctime itself and
+  // sends them with a ctime: an mtime it chose (of writes, truncates,
+  // utimensat to now), after checking that only the owner chooses one
+  // (default_permissions comes with writeback_cache).
+  if (fs->options().writeback && (to_set & FUSE_SET_ATTR_CTIME) && (a.mask & SetAttrArgs::kMtime)) {
+    a.mask |= SetAttrArgs::kWriteTimes;
+  }
+  uint64_t sino = fs->ToStria(ino);
+  bool resize = a.mask & SetAttrArgs::kSize;
+  if (resize) fs->inodes().ResizeStart(sino);
   Result<FileAttr> r = Status::Ok();
   if (a.mask == 0) {
     // Nothing Stria stores (ctime alone, or a kill-priv the kernel left to us).
     r = fs->client().GetAttr(CallerOf(req), fs->ToStria(ino));
   } else {
-    r = fs->client().SetAttr(CallerOf(req), fs->ToStria(ino), a);
+    r = fs->client().SetAttr(CallerOf(req), sino, a);
   }
   (void)fi;
-  if (!r.ok()) return ReplyErr(req, r.status(), "setattr");
-  ReplyAttr(req, *r);
+  if (!r.ok()) {
+    ReplyErr(req, r.status(), "setattr");
+  } else {
+    if (resize) fs->inodes().SawSize(sino, r->size);   // the kernel takes a new size from the reply
+    ReplyAttr(req, *r);
+  }
+  if (resize) fs->inodes().ResizeEnd(sino);
 }
 
 void Readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -362,16 +390,60 @@ void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 
 // ---------------------------------------------------------------- files --
 
-// Open flags for libstria. O_APPEND stays: the kernel puts an appending
-// write at the end of file it has cached, which may predate another mount's
-// close; libstria appends at the end it knows from meta at open.
-int StriaFlags(int flags) { return flags & ~(O_CREAT | O_EXCL | O_NOCTTY); }
+// Open flags for libstria. Without the writeback cache O_APPEND stays: the
+// kernel puts an appending write at the end of file it has cached, which
+// may predate another mount's close; libstria appends at the end it knows
+// from meta at open. With it, the kernel writes appended pages back at the
+// offsets it chose (its size is brought up to meta's at open).
+int StriaFlags(const StriaFs& fs, int flags) {
+  flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+  if (fs.options().writeback) flags &= ~O_APPEND;
+  return flags;
+}
 
-void SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of) {
+// The writeback cache reads the rest of a page it writes part of, through
+// the writing handle, even one opened write-only.
+void AllowCacheReads(StriaFs* fs, const fuse_file_info* fi, int fd) {
+  if (!fs->options().writeback || (fi->flags & O_ACCMODE) != O_WRONLY) return;
+  Status st = fs->client().AllowCacheReads(fd);
+  if (!st.ok()) spdlog::warn("open: {}", st.ToString());
+}
+
+bool OpensForWrite(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) != O_RDONLY; }
+
+// Writeback cache: the kernel takes no size from attributes once it holds
+// an inode, so a file another mount's close made longer would end here at
+// the old size. Storing the file's last byte in the kernel's cache is how
+// it learns the new end (a shorter size never gets through: see
+// MountOptions::writeback). Only while no handle of this mount writes the
+// file (no page here may be newer than the stores' bytes), and not when
+// this mount changed the size since meta answered the open (resize_mark).
+void PassOnSize(StriaFs* fs, const OpenedFile& of, std::optional<uint64_t> resize_mark) {
+  uint64_t ino = of.attr.ino, size = of.attr.size;
+  if (of.attr.type != FileType::kRegular || size == 0 || size <= fs->inodes().KernelSize(ino)) return;
+  if (!resize_mark || fs->inodes().ResizeMark(ino) != resize_mark || fs->inodes().Writers(ino) > 0) return;
+  char last = 0;
+  auto r = fs->client().Pread(of.fd, &last, 1, size - 1);
+  if (!r.ok() || *r != 1) {
+    spdlog::debug("pass on the size of inode {}: {}", ino, r.ok() ? "short read" : r.status().ToString());
+    return;
+  }
+  fuse_bufvec one = FUSE_BUFVEC_INIT(1);
+  one.buf[0].mem = &last;
+  int rc = fuse_lowlevel_notify_store(fs->session(), fs->ToKernel(ino), static_cast<off_t>(size - 1), &one,
+                                      FUSE_BUF_SPLICE_NONBLOCK);
+  if (rc == 0) fs->inodes().SawSize(ino, size);
+  else if (rc != -ENOENT) spdlog::debug("pass on the size of inode {}: {}", ino, rc);
+}
+
+// Fills in the reply to an open; an error when the open must not go on
+// (the caller closes the handle and replies with it).
+Status SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of, std::optional<uint64_t> resize_mark) {
   fi->fh = static_cast<uint64_t>(of.fd);
   // Appends bypass the page cache: the kernel would cache them at the
   // offset it computed, not where libstria put them.
-  if (fi->flags & O_APPEND) fi->direct_io = 1;
+  if ((fi->flags & O_APPEND) && !fs->options().writeback) fi->direct_io = 1;
+  AllowCacheReads(fs, fi, of.fd);
   auto d = fs->inodes().Open(of.attr.ino, of.attr.version);
   fi->keep_cache = fs->options().cache && d.keep_cache;
   if (d.stale_attr && fs->session()) {
@@ -380,37 +452,67 @@ void SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of) {
     int rc = fuse_lowlevel_notify_inval_inode(fs->session(), fs->ToKernel(of.attr.ino), -1, 0);
     if (rc != 0 && rc != -ENOENT) spdlog::debug("invalidate attributes of inode {}: {}", of.attr.ino, rc);
   }
+  if (!fs->options().writeback) return Status::Ok();
+  std::lock_guard lk(fs->SizeLock(of.attr.ino));
+  if (of.attr.type == FileType::kRegular && !(fi->flags & O_TRUNC)) {
+    if (fs->inodes().ShrunkElsewhere(of.attr.ino, of.attr.size)) {
+      // The kernel would keep the old, larger size: ESTALE makes it look
+      // the name up again, and that lookup gives it a new inode.
+      return Err(ESTALE, "open inode {}: {} bytes now, less than the kernel keeps; look it up again",
+                 of.attr.ino, of.attr.size);
+    }
+    if (fs->session()) PassOnSize(fs, of, resize_mark);
+  }
+  fs->inodes().HandleOpened(of.attr.ino, OpensForWrite(fi));
+  return Status::Ok();
+}
+
+// An open the kernel never got (its reply failed): nobody will release it.
+void DropOpen(StriaFs* fs, const fuse_file_info* fi, uint64_t ino, int fd) {
+  if (fs->options().writeback) fs->inodes().HandleClosed(ino, OpensForWrite(fi));
+  (void)fs->client().Close(fd);
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
-  int flags = StriaFlags(fi->flags);
+  int flags = StriaFlags(*fs, fi->flags);
   // Pages the kernel may keep make libstria's prefetch of the bytes waste.
   bool prefetch = !(fs->options().cache && fs->inodes().MayHavePages(fs->ToStria(ino)));
+  auto resize_mark = fs->inodes().ResizeMark(fs->ToStria(ino));
   auto r = fs->client().Open(CallerOf(req), fs->ToStria(ino), flags, prefetch);
   if (!r.ok()) return ReplyErr(req, r.status(), "open");
-  SetOpenReply(fs, fi, *r);
-  if (fuse_reply_open(req, fi) != 0) (void)fs->client().Close(r->fd);   // interrupted: nobody holds it
+  Status st = SetOpenReply(fs, fi, *r, resize_mark);
+  if (!st.ok()) {
+    (void)fs->client().Close(r->fd);
+    return ReplyErr(req, st, "open");
+  }
+  if (fuse_reply_open(req, fi) != 0) DropOpen(fs, fi, r->attr.ino, r->fd);   // interrupted
 }
 
 void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
-  int flags = StriaFlags(fi->flags) | O_CREAT | (fi->flags & O_EXCL);
+  int flags = StriaFlags(*fs, fi->flags) | O_CREAT | (fi->flags & O_EXCL);
   auto r = fs->client().Create(CallerOf(req), fs->ToStria(parent), name, flags, mode & 07777);
   if (!r.ok()) return ReplyErr(req, r.status(), "create");
   fi->fh = static_cast<uint64_t>(r->fd);
-  if (fi->flags & O_APPEND) fi->direct_io = 1;   // as in Open
-  fs->inodes().Ref(r->attr.ino, r->attr.version);
+  if ((fi->flags & O_APPEND) && !fs->options().writeback) fi->direct_io = 1;   // as in Open
+  AllowCacheReads(fs, fi, r->fd);
+  uint64_t generation = fs->inodes().Ref(r->attr.ino, r->attr.version, 1, r->attr.size);
   (void)fs->inodes().Open(r->attr.ino, r->attr.version);
+  if (fs->options().writeback) {
+    std::lock_guard lk(fs->SizeLock(r->attr.ino));
+    fs->inodes().HandleOpened(r->attr.ino, OpensForWrite(fi));
+  }
   fuse_entry_param e;
   std::memset(&e, 0, sizeof(e));
   e.ino = fs->ToKernel(r->attr.ino);
+  e.generation = generation;
   e.attr = ToStat(*fs, r->attr);
   e.attr_timeout = fs->options().attr_timeout;
   e.entry_timeout = fs->options().entry_timeout;
   if (fuse_reply_create(req, &e, fi) != 0) {
+    DropOpen(fs, fi, r->attr.ino, r->fd);
     fs->inodes().Forget(r->attr.ino, 1);
-    (void)fs->client().Close(r->fd);
   }
 }
 
@@ -425,10 +527,11 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi
   fuse_reply_buf(req, tls_read_buf.data(), *r);
 }
 
-void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
   auto r = fs->client().Pwrite(static_cast<int>(fi->fh), buf, size, static_cast<uint64_t>(off));
   if (!r.ok()) return ReplyErr(req, r.status(), "write");
+  if (fs->options().writeback) fs->inodes().NoteWrite(fs->ToStria(ino), static_cast<uint64_t>(off) + *r);
   fuse_reply_write(req, *r);
 }
 
@@ -458,6 +561,7 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (!lk.ok()) spdlog::warn("release flock on inode {}: {}", ino, lk.ToString());
   }
   Status st = fs->client().Close(static_cast<int>(fi->fh));
+  if (fs->options().writeback) fs->inodes().HandleClosed(fs->ToStria(ino), OpensForWrite(fi));
   if (!st.ok()) return ReplyErr(req, st, "release");
   fuse_reply_err(req, 0);
 }
@@ -522,6 +626,7 @@ Status FillDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, std::vector<char>& 
       e.attr = st;
       if (attr) {
         e.ino = st.st_ino;
+        e.generation = fs->inodes().Generation(attr->ino);
         e.attr_timeout = fs->options().attr_timeout;
         e.entry_timeout = fs->options().entry_timeout;
       }
@@ -531,7 +636,7 @@ Status FillDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, std::vector<char>& 
     }
     if (n > size - used) return false;
     used += n;
-    if (plus && attr) fs->inodes().Ref(attr->ino, attr->version);
+    if (plus && attr) fs->inodes().Ref(attr->ino, attr->version, 1, attr->size);
     return true;
   };
   struct stat dot;

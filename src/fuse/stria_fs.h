@@ -56,6 +56,11 @@ class StriaFs {
     return locked_.count(ino) != 0;
   }
 
+  // Held while an open decides whether to pass a file's size on to the
+  // kernel (writeback cache) and while a write open is counted, so that
+  // no page written here can be overwritten by what the open stores.
+  std::mutex& SizeLock(uint64_t ino) { return size_locks_[ino % kSizeLocks]; }
+
  private:
   std::unique_ptr<Client> client_;
   MountOptions opt_;
@@ -63,6 +68,8 @@ class StriaFs {
   uint64_t root_;
   fuse_session* se_ = nullptr;
   std::atomic<bool> initialized_{false};
+  static constexpr size_t kSizeLocks = 64;
+  std::mutex size_locks_[kSizeLocks];
   mutable std::mutex locked_mu_;
   std::unordered_set<uint64_t> locked_;   // GUARDED_BY(locked_mu_)
 };

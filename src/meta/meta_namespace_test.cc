@@ -285,5 +285,42 @@ TEST_F(NsTest, SetAttrTimesAndSize) {
   EXPECT_GT(r->attr().ctime_ns(), f->attr().ctime_ns());
 }
 
+// A user who does not own the file may not choose its times (EPERM), but
+// may set an mtime the kernel's writeback cache chose (SA_WRITE_TIMES: of a
+// write, a truncate, a utimensat to now) when it may write the file, or
+// through a handle it opened for writing.
+TEST_F(NsTest, KernelChosenMtimeNeedsWriteAccessOrAWriteHandle) {
+  auto f = Create(1, "shared");   // 0644, root's
+  ASSERT_TRUE(f.ok());
+  proto::SetAttrRequest sa;
+  sa.mutable_cred()->set_uid(1234);
+  sa.mutable_cred()->set_gid(1234);
+  sa.set_ino(f->attr().ino());
+  sa.set_mtime_ns(777);
+  sa.set_mask(proto::SA_MTIME);
+  EXPECT_EQ(Call<proto::SetAttrReply>(proto::SET_ATTR, sa).status().code(), EPERM);
+  sa.set_mask(proto::SA_MTIME | proto::SA_WRITE_TIMES);
+  EXPECT_EQ(Call<proto::SetAttrReply>(proto::SET_ATTR, sa).status().code(), EACCES);   // may not write
+  sa.set_mask(proto::SA_MTIME | proto::SA_ATIME | proto::SA_WRITE_TIMES);
+  EXPECT_EQ(Call<proto::SetAttrReply>(proto::SET_ATTR, sa).status().code(), EPERM);    // a chosen atime
+  sa.set_open_for_write(true);
+  sa.set_mask(proto::SA_MTIME | proto::SA_WRITE_TIMES);
+  auto r = Call<proto::SetAttrReply>(proto::SET_ATTR, sa);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->attr().mtime_ns(), 777);
+  // Without a handle, write permission is enough (utimensat to now).
+  proto::SetAttrRequest ch;
+  ch.set_ino(f->attr().ino());
+  ch.set_mask(proto::SA_MODE);
+  ch.set_mode(0666);
+  ASSERT_TRUE(Call<proto::SetAttrReply>(proto::SET_ATTR, ch).ok());
+  sa.set_open_for_write(false);
+  sa.set_mtime_ns(888);
+  sa.set_mask(proto::SA_MTIME | proto::SA_ATIME_NOW | proto::SA_WRITE_TIMES);
+  r = Call<proto::SetAttrReply>(proto::SET_ATTR, sa);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->attr().mtime_ns(), 888);
+}
+
 }  // namespace
 }  // namespace stria::meta

@@ -90,10 +90,15 @@ Result<std::string> OpSetAttr(Ctx& c, Txn& t, const std::string& msg) {
   }
   bool times = m & (proto::SA_ATIME | proto::SA_MTIME | proto::SA_ATIME_NOW | proto::SA_MTIME_NOW);
   if (times) {
-    bool only_now = !(m & (proto::SA_ATIME | proto::SA_MTIME));
+    // SA_WRITE_TIMES: an mtime the kernel's writeback cache chose (the
+    // time of a write, truncate or utimensat to now; the kernel itself
+    // refused a chosen one to anyone but the owner), not the caller.
+    bool kernel_mtime = (m & proto::SA_WRITE_TIMES) && (m & proto::SA_MTIME);
+    bool chosen = (m & proto::SA_ATIME) || ((m & proto::SA_MTIME) && !kernel_mtime);
     if (!owner) {
-      if (!only_now) return Err(EPERM, "utimes inode {}: not the owner", a->ino());
-      STRIA_RETURN_IF_ERROR(CheckAccess(*a, cred, kMayWrite, "utimes"));
+      if (chosen) return Err(EPERM, "utimes inode {}: not the owner", a->ino());
+      // A handle opened for writing vouches for the time of its writes.
+      if (!(kernel_mtime && req.open_for_write())) STRIA_RETURN_IF_ERROR(CheckAccess(*a, cred, kMayWrite, "utimes"));
     }
     if (m & proto::SA_ATIME) a->set_atime_ns(req.atime_ns());
     if (m & proto::SA_MTIME) a->set_mtime_ns(req.mtime_ns());

@@ -142,11 +142,14 @@ def cluster():
 
 
 # The modes every mount test runs in: with the kernel's caches and its own
-# permission checks in front of Stria's, and with both off (so that Stria's
-# checks alone decide; its default).
+# permission checks in front of Stria's, with both off (so that Stria's
+# checks alone decide; its default), and with the kernel's writeback cache
+# (write(2) lands in the page cache; whole pages reach Stria later; it
+# brings default_permissions).
 MODES = {
     "cached": "default_permissions",
     "uncached": "cache=off",
+    "writeback": "writeback_cache",
 }
 
 

@@ -266,12 +266,17 @@ def reap(deadline):
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="module", params=["default", "uncached"])
+NODE_OPTIONS = {"default": "", "uncached": "cache=off", "writeback": "writeback_cache"}
+
+
+@pytest.fixture(scope="module", params=sorted(NODE_OPTIONS))
 def nodes(request, cluster):
     """Two mounts of the cluster, nodes A and B: with default options (the
-    kernel caches names, attributes and pages) and with cache=off."""
-    options = "cache=off" if request.param == "uncached" else ""
+    kernel caches names, attributes and pages), with cache=off, and with
+    the kernel's writeback cache."""
+    options = NODE_OPTIONS[request.param]
     a = Mount(cluster, options)
+    a.mode = request.param
     try:
         b = Mount(cluster, options)
     except BaseException:

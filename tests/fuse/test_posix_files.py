@@ -87,6 +87,28 @@ def test_read_write_modes(tdir):
     os.close(fd)
 
 
+def test_partial_page_writes_through_a_write_only_descriptor(tdir):
+    # With the writeback cache the kernel reads the rest of a page it
+    # writes part of, through the writing descriptor, even an O_WRONLY one:
+    # the bytes around each write stay, and the process still cannot read.
+    p = os.path.join(tdir, "f")
+    base = os.urandom(3 * 4096 + 100)
+    write_file(p, base)
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"AB", 10)
+        os.pwrite(fd, b"CD", 2 * 4096 - 1)       # across a page boundary
+        os.pwrite(fd, b"EF", len(base) + 50)     # past the end: a hole between
+        expect_errno(errno.EBADF, os.read, fd, 1)
+    finally:
+        os.close(fd)
+    want = bytearray(base)
+    want[10:12] = b"AB"
+    want[2 * 4096 - 1:2 * 4096 + 1] = b"CD"
+    want += bytes(50) + b"EF"
+    assert read_file(p) == bytes(want)
+
+
 def test_empty_and_sparse(tdir):
     p = os.path.join(tdir, "f")
     write_file(p, b"")

@@ -105,6 +105,26 @@ def test_write_clears_setuid(tdir):
     assert mode_of(p) == 0o777
 
 
+def test_a_group_writer_writes_and_closes_a_file_it_does_not_own(tdir):
+    # Its close sends the time of its writes (the writeback cache does, as a
+    # chosen mtime): allowed to a writer, and the mtime moves.
+    p = os.path.join(tdir, "f")
+    with open(p, "wb") as f:
+        f.write(b"0" * 10)
+    os.chown(p, ALICE, STAFF)
+    os.chmod(p, 0o664)
+    os.utime(p, ns=(10**9, 10**9))
+
+    def write():
+        fd = os.open(p, os.O_WRONLY)
+        os.pwrite(fd, b"bob", 2)
+        os.close(fd)
+    as_user(BOB, STAFF, [STAFF], fn=write)
+    with open(p, "rb") as f:
+        assert f.read() == b"00bob00000"
+    assert os.stat(p).st_mtime_ns > 10**9
+
+
 def test_truncate_clears_setuid(tdir):
     p = os.path.join(tdir, "f")
     touch(p, data=b"0123")
