@@ -454,6 +454,7 @@ Status SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of, std::
   }
   if (!fs->options().writeback) return Status::Ok();
   std::lock_guard lk(fs->SizeLock(of.attr.ino));
+  if (fi->flags & O_TRUNC) fs->inodes().SawSize(of.attr.ino, 0);   // the kernel empties it after this reply
   if (of.attr.type == FileType::kRegular && !(fi->flags & O_TRUNC)) {
     if (fs->inodes().ShrunkElsewhere(of.attr.ino, of.attr.size)) {
       // The kernel would keep the old, larger size: ESTALE makes it look
