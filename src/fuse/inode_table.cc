@@ -14,38 +14,50 @@ uint64_t InodeTable::Ref(uint64_t ino, uint64_t version, uint64_t n, uint64_t si
   return e.generation;
 }
 
-uint64_t InodeTable::KernelSize(uint64_t ino) const {
+// Runs fn on ino's entry under the lock, if the kernel holds ino.
+template <typename Fn>
+void InodeTable::Update(uint64_t ino, Fn&& fn) {
   std::lock_guard lk(mu_);
   auto it = map_.find(ino);
-  return it == map_.end() ? 0 : it->second.kernel_size;
+  if (it != map_.end()) fn(it->second);
+}
+
+// fn(entry) under the lock; `none` when the kernel does not hold ino.
+template <typename T, typename Fn>
+T InodeTable::Read(uint64_t ino, T none, Fn&& fn) const {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(ino);
+  return it == map_.end() ? none : fn(it->second);
+}
+
+uint64_t InodeTable::KernelSize(uint64_t ino) const {
+  return Read(ino, uint64_t{0}, [](const Entry& e) { return e.kernel_size; });
 }
 
 void InodeTable::SawSize(uint64_t ino, uint64_t size) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it != map_.end()) it->second.kernel_size = size;
+  Update(ino, [&](Entry& e) { e.kernel_size = size; });
 }
 
 void InodeTable::NoteWrite(uint64_t ino, uint64_t end) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it != map_.end()) it->second.kernel_size = std::max(it->second.kernel_size, end);
+  Update(ino, [&](Entry& e) { e.kernel_size = std::max(e.kernel_size, end); });
 }
 
 void InodeTable::HandleOpened(uint64_t ino, bool write) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it == map_.end()) return;
-  it->second.opens++;
-  if (write) it->second.writers++;
+  Update(ino, [&](Entry& e) {
+    e.opens++;
+    if (write) e.writers++;
+  });
 }
 
 void InodeTable::HandleClosed(uint64_t ino, bool write) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it == map_.end()) return;
-  if (it->second.opens > 0) it->second.opens--;
-  if (write && it->second.writers > 0) it->second.writers--;
+  Update(ino, [&](Entry& e) {
+    if (e.opens > 0) e.opens--;
+    if (write && e.writers > 0) e.writers--;
+  });
+}
+
+uint32_t InodeTable::Writers(uint64_t ino) const {
+  return Read(ino, uint32_t{0}, [](const Entry& e) { return e.writers; });
 }
 
 bool InodeTable::ShrunkLocked(const Entry& e, uint64_t size) {
@@ -53,38 +65,27 @@ bool InodeTable::ShrunkLocked(const Entry& e, uint64_t size) {
 }
 
 bool InodeTable::ShrunkElsewhere(uint64_t ino, uint64_t size) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  return it != map_.end() && ShrunkLocked(it->second, size);
+  return Read(ino, false, [&](const Entry& e) { return ShrunkLocked(e, size); });
 }
 
 uint64_t InodeTable::Generation(uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  return it == map_.end() ? 0 : it->second.generation;
+  return Read(ino, uint64_t{0}, [](const Entry& e) { return e.generation; });
 }
 
 bool InodeTable::ReplaceIfShrunk(uint64_t ino, uint64_t size) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it == map_.end() || !ShrunkLocked(it->second, size)) return false;
-  Entry& e = it->second;
-  e.generation++;
-  e.kernel_size = size;
-  e.pages_version = 0;   // the new inode has no pages
-  return true;
-}
-
-uint32_t InodeTable::Writers(uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  return it == map_.end() ? 0 : it->second.writers;
+  bool replaced = false;
+  Update(ino, [&](Entry& e) {
+    if (!ShrunkLocked(e, size)) return;
+    e.generation++;
+    e.kernel_size = size;
+    e.pages_version = 0;   // the new inode has no pages
+    replaced = true;
+  });
+  return replaced;
 }
 
 void InodeTable::SawAttr(uint64_t ino, uint64_t version) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it != map_.end()) it->second.attr_version = version;
+  Update(ino, [&](Entry& e) { e.attr_version = version; });
 }
 
 bool InodeTable::Forget(uint64_t ino, uint64_t n) {
@@ -116,37 +117,31 @@ InodeTable::OpenDecision InodeTable::Open(uint64_t ino, uint64_t version) {
 }
 
 void InodeTable::ResizeStart(uint64_t ino) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it == map_.end()) return;
-  it->second.resizing++;
-  it->second.resizes++;
+  Update(ino, [](Entry& e) {
+    e.resizing++;
+    e.resizes++;
+  });
 }
 
 void InodeTable::ResizeEnd(uint64_t ino) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it != map_.end() && it->second.resizing > 0) it->second.resizing--;
+  Update(ino, [](Entry& e) {
+    if (e.resizing > 0) e.resizing--;
+  });
 }
 
 std::optional<uint64_t> InodeTable::ResizeMark(uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  if (it == map_.end()) return std::nullopt;   // not known to the kernel: nothing to pass on
-  if (it->second.resizing > 0) return std::nullopt;
-  return it->second.resizes;
+  // Unknown to the kernel: nothing to pass on.
+  return Read(ino, std::optional<uint64_t>(), [](const Entry& e) {
+    return e.resizing > 0 ? std::nullopt : std::optional<uint64_t>(e.resizes);
+  });
 }
 
 bool InodeTable::MayHavePages(uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  return it != map_.end() && it->second.pages_version != 0;
+  return Read(ino, false, [](const Entry& e) { return e.pages_version != 0; });
 }
 
 uint64_t InodeTable::Refs(uint64_t ino) const {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(ino);
-  return it == map_.end() ? 0 : it->second.refs;
+  return Read(ino, uint64_t{0}, [](const Entry& e) { return e.refs; });
 }
 
 size_t InodeTable::size() const {

@@ -87,6 +87,10 @@ class InodeTable {
     uint64_t resizes = 0;         // size changes started
   };
   static bool ShrunkLocked(const Entry& e, uint64_t size);
+  template <typename Fn>
+  void Update(uint64_t ino, Fn&& fn);
+  template <typename T, typename Fn>
+  T Read(uint64_t ino, T none, Fn&& fn) const;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Entry> map_;   // GUARDED_BY(mu_)
 };
