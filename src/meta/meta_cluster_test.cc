@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "meta/meta_test_fixture.h"
+#include "meta/sessions.h"
 
 namespace stria::meta {
 namespace {
@@ -94,6 +95,37 @@ TEST_F(ClusterTest, FreedGarbageLeavesTheList) {
   ASSERT_TRUE(Call<proto::StoreHeartbeatReply>(proto::STORE_HEARTBEAT, hb).ok());
   Reopen();   // nothing comes back after a restart either
   EXPECT_TRUE(Garbage().empty());
+}
+
+// A heartbeat carries the client's open set as it was when sent: an open
+// that reached meta after that must survive it (else an unlinked file
+// still open would be freed), while a close that never came is repaired
+// by the heartbeats after.
+TEST(Sessions, AHeartbeatKeepsOpensNewerThanItself) {
+  Sessions s;
+  s.AddOpen(7, 100, 1000);
+  s.ReplaceOpens(7, {}, 1500, 4000);
+  EXPECT_TRUE(s.IsOpen(100));
+  s.ReplaceOpens(7, {}, 6000, 4000);
+  EXPECT_FALSE(s.IsOpen(100));
+  s.AddOpen(7, 200, 7000);
+  s.AddOpen(8, 200, 7000);
+  s.ReplaceOpens(7, {}, 20000, 4000);   // session 7's close got lost
+  EXPECT_TRUE(s.IsOpen(200));           // session 8 still holds it
+  s.DropOpen(8, 200);
+  EXPECT_FALSE(s.IsOpen(200));
+}
+
+TEST_F(ClusterTest, AnOpenNewerThanAHeartbeatKeepsAnUnlinkedFile) {
+  auto s = Call<proto::SessionOpenReply>(proto::SESSION_OPEN, proto::SessionOpenRequest());
+  ASSERT_TRUE(s.ok());
+  auto f = Create(1, "f", false, {}, s->session());   // open by the session
+  ASSERT_TRUE(f.ok());
+  proto::SessionHeartbeatRequest hb;   // sent before the client saw its open
+  hb.set_session(s->session());
+  ASSERT_TRUE(Call<proto::SessionHeartbeatReply>(proto::SESSION_HEARTBEAT, hb).ok());
+  ASSERT_TRUE(Unlink(1, "f").ok());
+  EXPECT_TRUE(GetAttr(f->attr().ino()).ok());
 }
 
 TEST_F(ClusterTest, ResumedSessionKeepsItsOrphanAndExpiryFreesIt) {

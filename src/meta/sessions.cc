@@ -1,6 +1,8 @@
 // Sessions: the table, and the SESSION_OPEN / SESSION_HEARTBEAT operations.
 #include "meta/sessions.h"
 
+#include <algorithm>
+
 #include "common/util.h"
 #include "meta/meta_service.h"
 
@@ -12,6 +14,7 @@ void Sessions::AddOpen(uint64_t id, uint64_t ino, int64_t now_ms) {
   auto& s = sessions_[id];
   s.last_ms = now_ms;
   s.opens[ino]++;
+  s.opened_ms[ino] = now_ms;
   open_count_[ino]++;
 }
 
@@ -38,12 +41,23 @@ void Sessions::Forget(Session& s) {
   s.opens.clear();
 }
 
-void Sessions::ReplaceOpens(uint64_t id, const std::vector<uint64_t>& inos) {
+void Sessions::ReplaceOpens(uint64_t id, const std::vector<uint64_t>& inos, int64_t now_ms, int64_t grace_ms) {
   auto& s = sessions_[id];
+  std::map<uint64_t, int> opens;
+  for (auto ino : inos) opens[ino]++;
+  for (auto it = s.opened_ms.begin(); it != s.opened_ms.end();) {
+    if (now_ms - it->second > grace_ms) {
+      it = s.opened_ms.erase(it);
+      continue;
+    }
+    auto old = s.opens.find(it->first);
+    if (old != s.opens.end()) opens[it->first] = std::max(opens[it->first], old->second);
+    ++it;
+  }
   Forget(s);
-  for (auto ino : inos) {
-    s.opens[ino]++;
-    open_count_[ino]++;
+  for (const auto& [ino, n] : opens) {
+    s.opens[ino] = n;
+    open_count_[ino] += n;
   }
 }
 
@@ -86,8 +100,12 @@ Result<std::string> OpSessionHeartbeat(Ctx& c, Txn&, const std::string& msg) {
   if (!c.sessions.Exists(req.session())) {
     return Err(ENOENT, "session {} is unknown (expired or meta restarted)", req.session());
   }
-  c.sessions.Touch(req.session(), MonoMs());
-  c.sessions.ReplaceOpens(req.session(), {req.open_inodes().begin(), req.open_inodes().end()});
+  int64_t now = MonoMs();
+  c.sessions.Touch(req.session(), now);
+  // The heartbeat left the client up to a heartbeat period ago (its
+  // timeout): opens since then may be missing from it.
+  c.sessions.ReplaceOpens(req.session(), {req.open_inodes().begin(), req.open_inodes().end()}, now,
+                          2 * int64_t{c.options().session_heartbeat_ms});
   return proto::SessionHeartbeatReply().SerializeAsString();
 }
 

@@ -21,8 +21,12 @@ class Sessions {
   void AddOpen(uint64_t id, uint64_t ino, int64_t now_ms);
   // One open fewer; unknown sessions or inodes are ignored.
   void DropOpen(uint64_t id, uint64_t ino);
-  // The session's open set becomes exactly inos (a heartbeat's view).
-  void ReplaceOpens(uint64_t id, const std::vector<uint64_t>& inos);
+  // The session's open set becomes inos (a heartbeat's view), except for
+  // files the session opened in the last grace_ms: the client took its
+  // view before sending the heartbeat, maybe before those opens reached
+  // meta, so their counts stay (a close that got lost is repaired by a
+  // later heartbeat).
+  void ReplaceOpens(uint64_t id, const std::vector<uint64_t>& inos, int64_t now_ms = 0, int64_t grace_ms = 0);
   // Whether any live session holds ino open.
   bool IsOpen(uint64_t ino) const { return open_count_.count(ino) != 0; }
   // Drops sessions without a touch for timeout_ms; returns their ids.
@@ -40,6 +44,7 @@ class Sessions {
   struct Session {
     int64_t last_ms = 0;
     std::map<uint64_t, int> opens;   // ino -> count
+    std::map<uint64_t, int64_t> opened_ms;   // ino -> its last AddOpen (pruned by ReplaceOpens)
   };
   void Forget(Session& s);
 
