@@ -411,6 +411,16 @@ void AllowCacheReads(StriaFs* fs, const fuse_file_info* fi, int fd) {
 
 bool OpensForWrite(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) != O_RDONLY; }
 
+// What an open and a create reply with alike: the handle, and how the
+// kernel is to use its page cache for it.
+void SetHandle(StriaFs* fs, fuse_file_info* fi, int fd) {
+  fi->fh = static_cast<uint64_t>(fd);
+  // Appends bypass the page cache: the kernel would cache them at the
+  // offset it computed, not where libstria put them.
+  if ((fi->flags & O_APPEND) && !fs->options().writeback) fi->direct_io = 1;
+  AllowCacheReads(fs, fi, fd);
+}
+
 // Writeback cache: the kernel takes no size from attributes once it holds
 // an inode, so a file another mount's close made longer would end here at
 // the old size. Storing the file's last byte in the kernel's cache is how
@@ -439,11 +449,7 @@ void PassOnSize(StriaFs* fs, const OpenedFile& of, std::optional<uint64_t> resiz
 // Fills in the reply to an open; an error when the open must not go on
 // (the caller closes the handle and replies with it).
 Status SetOpenReply(StriaFs* fs, fuse_file_info* fi, const OpenedFile& of, std::optional<uint64_t> resize_mark) {
-  fi->fh = static_cast<uint64_t>(of.fd);
-  // Appends bypass the page cache: the kernel would cache them at the
-  // offset it computed, not where libstria put them.
-  if ((fi->flags & O_APPEND) && !fs->options().writeback) fi->direct_io = 1;
-  AllowCacheReads(fs, fi, of.fd);
+  SetHandle(fs, fi, of.fd);
   auto d = fs->inodes().Open(of.attr.ino, of.attr.version);
   fi->keep_cache = fs->options().cache && d.keep_cache;
   if (d.stale_attr && fs->session()) {
@@ -495,9 +501,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   int flags = StriaFlags(*fs, fi->flags) | O_CREAT | (fi->flags & O_EXCL);
   auto r = fs->client().Create(CallerOf(req), fs->ToStria(parent), name, flags, mode & 07777);
   if (!r.ok()) return ReplyErr(req, r.status(), "create");
-  fi->fh = static_cast<uint64_t>(r->fd);
-  if ((fi->flags & O_APPEND) && !fs->options().writeback) fi->direct_io = 1;   // as in Open
-  AllowCacheReads(fs, fi, r->fd);
+  SetHandle(fs, fi, r->fd);
   uint64_t generation = fs->inodes().Ref(r->attr.ino, r->attr.version, 1, r->attr.size);
   (void)fs->inodes().Open(r->attr.ino, r->attr.version);
   if (fs->options().writeback) {
