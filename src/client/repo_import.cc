@@ -122,6 +122,7 @@ Result<RepoSyncResult> Client::RepoSync(const std::string& path) {
   STRIA_ASSIGN_OR_RETURN(auto top, impl_->Resolve(path, true));
   if (top.attr().type() != proto::FT_DIR) return Err(ENOTDIR, "{}: not a directory", what);
   std::vector<std::pair<uint64_t, std::string>> todo = {{top.attr().ino(), path}};
+  std::vector<RepoLinkInfo> links;
   while (!todo.empty()) {
     auto [ino, dir] = todo.back();
     todo.pop_back();
@@ -135,7 +136,23 @@ Result<RepoSyncResult> Client::RepoSync(const std::string& path) {
     STRIA_RETURN_IF_ERROR(repo::ParseS3Url(info->link().url(), &bucket, &link_prefix));
     auto s3c = impl_->S3For(info->link());
     if (!s3c.ok()) return s3c.status().Prefixed(what);
-    const std::string& prefix = info->prefix();
+    if (links.empty()) {
+      STRIA_ASSIGN_OR_RETURN(links, RepoList());
+    }
+    // The level of the bucket the directory's path names now: a directory
+    // renamed here since it was listed is compared with its new name.
+    std::optional<std::string> path_prefix;
+    for (const auto& l : links) {
+      if (l.ino != info->root()) continue;
+      if (auto p = client::Normalize(dir); p.ok() && *p == l.path) {
+        path_prefix = link_prefix;
+      } else if (auto key = RepoKeyOf(l, dir); key.ok()) {
+        path_prefix = *key + "/";
+      } else {
+        spdlog::warn("{}: {}; compared with the level it was listed from", what, key.status().ToString());
+      }
+    }
+    const std::string prefix = path_prefix.value_or(info->prefix());
     auto level = (*s3c)->ListAll(bucket, prefix, "/");
     if (!level.ok()) return level.status().Prefixed(fmt::format("{}: list {}/{}", what, bucket, prefix));
     std::vector<proto::RepoObject> objects;
@@ -191,6 +208,7 @@ Result<RepoSyncResult> Client::RepoSync(const std::string& path) {
       *req.mutable_cred() = impl_->cred;
       *req.mutable_mid() = impl_->NextMid();
       req.set_ino(ino);
+      if (path_prefix) req.set_prefix(*path_prefix);
       auto rep = impl_->MetaCall<proto::RepoSyncReply>(proto::REPO_SYNC, req);
       if (!rep.ok()) return rep.status().Prefixed(fmt::format("{}: {}", what, dir));
       out.created += rep->created();

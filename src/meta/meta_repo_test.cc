@@ -220,6 +220,56 @@ TEST_F(RepoTest, LazyImportLevelByLevel) {
   EXPECT_EQ(Lookup(cats->ino(), "x").status().code(), ENOENT);
 }
 
+// A sync compares a directory with the level its path names now (the
+// client sends it): only a level below the link's prefix; a renamed
+// directory takes it, and its new files inherit it.
+TEST_F(RepoTest, SyncComparesWithTheLevelThePathNames) {
+  auto d = Mkdir(1, "data");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
+  ASSERT_TRUE(Import(d->ino(), {Dir("old")}, true).ok());
+  auto old = Lookup(d->ino(), "old");
+  ASSERT_TRUE(old.ok());
+  ASSERT_TRUE(Import(old->ino(), {File("a.bin", 10)}, true).ok());
+  ASSERT_TRUE(Rename(d->ino(), "old", d->ino(), "new").ok());
+  auto sync = [&](const std::optional<std::string>& prefix, std::vector<proto::RepoObject> objects) {
+    proto::RepoSyncRequest req;
+    req.set_ino(old->ino());
+    if (prefix) req.set_prefix(*prefix);
+    for (auto& o : objects) *req.add_objects() = o;
+    return Call<proto::RepoSyncReply>(proto::REPO_SYNC, req);
+  };
+  for (const char* bad : {"elsewhere/new/", "train/new", "train//new/", "trainx/"}) {
+    auto r = sync(bad, {});
+    EXPECT_EQ(r.status().code(), EINVAL) << bad;
+    EXPECT_NE(r.status().message().find(bad), std::string::npos) << r.status().message();
+  }
+  auto r = sync("train/new/", {File("b.bin", 5)});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->created(), 1u);
+  proto::RepoDirInfoRequest ir;
+  ir.set_ino(old->ino());
+  EXPECT_EQ(Call<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir)->prefix(), "train/new/");
+  auto b = OpenFile(Lookup(old->ino(), "b.bin")->ino(), O_RDONLY);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->source().key(), "train/new/b.bin");
+  // a.bin's content is still at its old key: not removed by the new level.
+  EXPECT_EQ(Lookup(old->ino(), "a.bin")->repo_key(), "train/old/a.bin");
+  auto c = Create(old->ino(), "c.bin");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(Lookup(old->ino(), "c.bin")->repo_key(), "train/new/c.bin");
+  // The parent's level still has old/ (a.bin's content): not a new directory.
+  proto::RepoSyncRequest up;
+  up.set_ino(d->ino());
+  *up.add_objects() = Dir("old");
+  *up.add_objects() = Dir("new");
+  auto parent = Call<proto::RepoSyncReply>(proto::REPO_SYNC, up);
+  ASSERT_TRUE(parent.ok()) << parent.status().ToString();
+  EXPECT_EQ(parent->created(), 0u);
+  EXPECT_EQ(parent->skipped(), 1u);
+  EXPECT_EQ(Lookup(d->ino(), "old").status().code(), ENOENT);
+}
+
 TEST_F(RepoTest, ImportNeedsALinkedDirectory) {
   auto d = Mkdir(1, "plain");
   ASSERT_TRUE(d.ok());

@@ -63,9 +63,10 @@ Status ApplyHydrated(Ctx& c, Txn& t, const proto::RepoHydrated& h);
 // mtime): fresh, empty objects (the old ones freed), released, not dirty.
 Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string& etag, int64_t mtime_ns);
 // repo_import.cc: creates the name of bucket object (or prefix) o in dir
-// unless it exists; false when o's name cannot be a file name.
-Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
-                          int64_t now);
+// unless it exists; its key is prefix + o's name. False when o's name
+// cannot be a file name.
+Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const std::string& prefix, const InodeRecord& root,
+                          const proto::RepoObject& o, int64_t now);
 // repo_export.cc: file rec loses a name: when that was its last and its
 // link exports deletions, its bucket object is to be deleted at export.
 Status NoteRepoDeletion(Ctx& c, Txn& t, const InodeRecord& rec);

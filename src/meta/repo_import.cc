@@ -88,20 +88,34 @@ Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+// Whether any record of the link's starts with key_prefix.
+bool AnyRecordUnder(Ctx& c, const std::string& key_prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(c.db()->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(key_prefix);
+  return it->Valid() && it->key().starts_with(key_prefix);
+}
+
 // An object of a file removed here (the export is to delete it) or
 // renamed away (its content is still at this key, for that file): not new
-// to Stria, not to be imported again.
-Result<bool> KnownHere(Txn& t, const InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o) {
-  if (o.is_dir()) return false;
-  const std::string key = dir.repo_key() + o.name();
-  STRIA_ASSIGN_OR_RETURN(auto deleted, t.Get(keys::RepoDeletion(root.attr().ino(), key)));
+// to Stria, not to be imported again. A prefix is known the same way while
+// any key under it is: the directory was removed or renamed here, and
+// would otherwise come back (empty of those files) until the export.
+Result<bool> KnownHere(Ctx& c, Txn& t, const std::string& prefix, const InodeRecord& root,
+                       const proto::RepoObject& o) {
+  const std::string key = prefix + o.name();
+  const uint64_t link = root.attr().ino();
+  if (o.is_dir()) {
+    return AnyRecordUnder(c, keys::RepoKeyOwner(link, key + "/")) ||
+           AnyRecordUnder(c, keys::RepoDeletion(link, key + "/"));
+  }
+  STRIA_ASSIGN_OR_RETURN(auto deleted, t.Get(keys::RepoDeletion(link, key)));
   if (deleted) return true;
-  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root.attr().ino(), key)));
+  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(link, key)));
   return owner.has_value();
 }
 
-Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& root, const proto::RepoObject& o,
-                          int64_t now) {
+Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const std::string& prefix, const InodeRecord& root,
+                          const proto::RepoObject& o, int64_t now) {
   if (!ValidName(o.name())) return false;
   STRIA_ASSIGN_OR_RETURN(auto existing, c.GetEntry(t, dir.attr().ino(), o.name()));
   if (existing) return true;   // a file made here, or a key seen both as object and as prefix
@@ -116,7 +130,7 @@ Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& r
   if (o.is_dir()) {
     rec.set_parent(dir.attr().ino());
     rec.set_next_cookie(1);
-    rec.set_repo_key(dir.repo_key() + o.name() + "/");
+    rec.set_repo_key(prefix + o.name() + "/");
     rec.set_repo_unlisted(true);
   } else {
     int64_t mtime = o.mtime_ns() ? o.mtime_ns() : now;
@@ -128,7 +142,7 @@ Result<bool> ImportObject(Ctx& c, Txn& t, InodeRecord& dir, const InodeRecord& r
     uint64_t ss = dir.default_layout().stripe_size() ? dir.default_layout().stripe_size() : kBucketStripe;
     STRIA_ASSIGN_OR_RETURN(auto layout, c.ChooseLayout(a->ino(), ss, dir.default_layout().stripe_count()));
     *rec.mutable_layout() = layout;
-    rec.set_repo_key(dir.repo_key() + o.name());
+    rec.set_repo_key(prefix + o.name());
     rec.set_repo_etag(o.etag());
     // An empty object has nothing to fetch: resident at once.
     rec.set_repo_state(o.size() ? proto::RS_RELEASED : proto::RS_RESIDENT);
@@ -149,9 +163,9 @@ Result<std::string> OpRepoImport(Ctx& c, Txn& t, const std::string& msg) {
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
     STRIA_ASSIGN_OR_RETURN(auto existed, c.GetEntry(t, dir.attr().ino(), o.name()));
-    STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(t, dir, root, o));
+    STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(c, t, dir.repo_key(), root, o));
     if (!existed && known) continue;
-    STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
+    STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, dir.repo_key(), root, o, now));
     if (!valid) rep.set_skipped(rep.skipped() + 1);
     else if (!existed) rep.set_created(rep.created() + 1);
   }
@@ -172,16 +186,30 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
   }
   proto::RepoSyncReply rep;
   if (dir.repo_unlisted()) return rep.SerializeAsString();   // imported whole at its first look
+  // The level compared: the directory's path now (it may have been renamed
+  // since it was listed), as the client found it, below the link's prefix.
+  const std::string& link_prefix = root.repo_key();
+  const std::string prefix = req.has_prefix() ? req.prefix() : dir.repo_key();
+  if (!prefix.starts_with(link_prefix) || (prefix != link_prefix && !prefix.ends_with("/")) ||
+      prefix.find("//") != std::string::npos) {
+    return Err(EINVAL, "repo sync: prefix '{}' of directory {} is not a level below its link's prefix '{}'", prefix,
+               dir.attr().ino(), link_prefix);
+  }
+  if (dir.repo_key() != prefix && dir.attr().ino() != root.attr().ino()) {
+    // What the directory's new files and directories inherit from now.
+    dir.set_repo_key(prefix);
+    c.PutInode(t, dir);
+  }
   int64_t now = NowNs();
   for (const auto& o : req.objects()) {
     STRIA_ASSIGN_OR_RETURN(auto e, c.GetEntry(t, dir.attr().ino(), o.name()));
     if (!e) {
-      STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(t, dir, root, o));
+      STRIA_ASSIGN_OR_RETURN(bool known, KnownHere(c, t, prefix, root, o));
       if (known) {
         rep.set_skipped(rep.skipped() + 1);
         continue;
       }
-      STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, root, o, now));
+      STRIA_ASSIGN_OR_RETURN(bool valid, ImportObject(c, t, dir, prefix, root, o, now));
       if (valid) rep.set_created(rep.created() + 1);
       else rep.set_skipped(rep.skipped() + 1);
       continue;
@@ -191,7 +219,7 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
     if (rec.repo_etag() == o.etag()) continue;
     // Its content is at another key now (its directory was renamed and
     // exported): this object is not its.
-    if (rec.repo_key() != dir.repo_key() + o.name()) continue;
+    if (rec.repo_key() != prefix + o.name()) continue;
     auto state = RepoStateOf(rec);
     // A dirty file is exported over the object; an open resident file
     // keeps reading its objects (synced when it is closed, next time).
@@ -208,7 +236,7 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
     if (!e || e->type() != proto::FT_REG) continue;
     STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, e->ino()));
     auto state = RepoStateOf(rec);
-    if (rec.repo_key() != dir.repo_key() + name) continue;   // at another key now: not gone
+    if (rec.repo_key() != prefix + name) continue;   // at another key now: not gone
     if (state != proto::RS_RELEASED && state != proto::RS_RESIDENT) {
       rep.set_skipped(rep.skipped() + 1);
       continue;

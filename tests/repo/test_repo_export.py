@@ -428,7 +428,8 @@ def test_a_moved_released_file_keeps_its_old_key_until_it_is_exported(cluster, p
 
 def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket, s3c, mount):
     # Until the export, the bucket still has their objects: a sync in
-    # between must not take them for new ones.
+    # between must not take them for new ones. A renamed directory is
+    # compared with the level its new name names.
     prefix = "resync-" + uuid.uuid4().hex[:8]
     d = "/" + prefix
     for key in ("gone.txt", "old.txt", "dir/in.txt"):
@@ -440,19 +441,30 @@ def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket
     cluster.stria("cat", d + "/old.txt")                      # resident: a rename needs its data here
     os.rename(mount.path + d + "/old.txt", mount.path + d + "/new.txt")
     os.rename(mount.path + d + "/dir", mount.path + d + "/dir2")   # in.txt keeps its key, released
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir2/other.txt", Body=b"other")   # someone else's
     r = run_json(cluster, "repo", "sync", d)
-    assert r["created"] == 1 and r["skipped"] == 2, r               # the prefix dir/ comes back...
-    assert sorted(os.listdir(mount.path + d)) == ["dir", "dir2", "new.txt"]
-    assert os.listdir(mount.path + d + "/dir") == []                # ...but not its moved file
+    assert r["created"] == 1 and r["skipped"] == 3, r   # other.txt; not gone.txt, old.txt, nor the prefix dir/
+    assert sorted(os.listdir(mount.path + d)) == ["dir2", "new.txt"]
+    assert sorted(os.listdir(mount.path + d + "/dir2")) == ["in.txt", "other.txt"]
     r = run_json(cluster, "repo", "export", d)
     assert r["files"] == 2 and r["deleted"] == 3, r
     assert body_of(s3c, bucket, f"{prefix}/dir2/in.txt") == b"dir/in.txt"
     assert not in_bucket(s3c, bucket, f"{prefix}/gone.txt") and not in_bucket(s3c, bucket, f"{prefix}/old.txt")
     r = run_json(cluster, "repo", "sync", d)
-    assert r["created"] == 0 and r["removed"] == 0, r   # dir2 still compares with dir/, where in.txt is gone
+    assert r["created"] == 0 and r["removed"] == 0, r
+    # Once the moves are exported, the old name is a level like any other.
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/fresh.txt", Body=b"fresh")
+    r = run_json(cluster, "repo", "sync", d)
+    assert r["created"] == 1 and r["removed"] == 0, r
     assert sorted(os.listdir(mount.path + d)) == ["dir", "dir2", "new.txt"]
-    with open(mount.path + d + "/dir2/in.txt", "rb") as f:
-        assert f.read() == b"dir/in.txt"
+    assert os.listdir(mount.path + d + "/dir") == ["fresh.txt"]
+    for name, body in (("in.txt", b"dir/in.txt"), ("other.txt", b"other")):
+        with open(mount.path + d + "/dir2/" + name, "rb") as f:
+            assert f.read() == body
+    s3c.delete_object(Bucket=bucket, Key=f"{prefix}/dir2/other.txt")
+    r = run_json(cluster, "repo", "sync", d)
+    assert r["removed"] == 1, r
+    assert os.listdir(mount.path + d + "/dir2") == ["in.txt"]
 
 
 def test_mover_backs_off_from_a_moved_file_it_cannot_copy(cluster, proxy, bucket, s3c, mount):
