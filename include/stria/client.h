@@ -43,6 +43,13 @@ struct ClientOptions {
   std::vector<uint32_t> groups;
   // Name of this client in the servers' logs; default host:pid.
   std::string name;
+  // Statahead: once a few names of one directory have been looked up from
+  // meta in a row, the directory is read whole (names, attributes,
+  // layouts) and its next lookups are answered from that copy while it is
+  // younger than this and this client has changed nothing since
+  // (FileAttr::age_ms says how old such an answer is). Missing names still
+  // ask meta. 0 (default): off. The FUSE mount sets its cache timeout.
+  std::chrono::milliseconds lookup_ahead{0};
 };
 
 enum class FileType { kNone = 0, kRegular, kDirectory, kSymlink, kFifo, kSocket, kChar, kBlock };
@@ -67,6 +74,9 @@ struct FileAttr {
   // Under a link: the bucket key and ETag the content is at (empty for a
   // file never exported).
   std::string repo_key, repo_etag;
+  // How old this answer is, when a lookup took it from a directory read
+  // ahead (ClientOptions::lookup_ahead); 0 when meta just gave it.
+  int64_t age_ms = 0;
 };
 
 struct DirEntry {

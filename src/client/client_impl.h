@@ -156,6 +156,24 @@ struct Client::Impl {
   };
   std::unordered_map<uint64_t, Looked> looked;              // GUARDED_BY(mu)
 
+  // Statahead (statahead.cc). `changes` counts this client's calls that
+  // may change an attribute or a name; a directory's copy is good only
+  // while it has not moved since the copy was taken.
+  std::atomic<uint64_t> changes{0};
+  struct DirAhead {
+    uint64_t changes = 0;     // `changes` when the lookups were counted, or the copy taken
+    int lookups = 0;          // from meta, in this directory, since
+    bool fetching = false;
+    int64_t fetched_ms = 0;   // 0: no copy
+    int64_t used_ms = 0;
+    int64_t retry_ms = 0;     // not read again before (a read that failed)
+    proto::Attr dir;          // for the search permission
+    std::unordered_map<std::string, proto::DirEntry> entries;
+  };
+  std::mutex ahead_mu;
+  std::unordered_map<uint64_t, DirAhead> ahead;             // GUARDED_BY(ahead_mu), by directory
+  size_t ahead_entries = 0;                                 // GUARDED_BY(ahead_mu)
+
   // Data repositories (repo_import.cc): one import at a time from this
   // client, and one S3 client per endpoint, region and profile.
   std::mutex import_mu;
@@ -255,6 +273,15 @@ struct Client::Impl {
   // Splits "/a/b/c" into the parent's ino and "c". EINVAL for "/".
   Result<std::pair<uint64_t, std::string>> ResolveParent(const std::string& path);
   Status SetAttr(const std::string& path, proto::SetAttrRequest req, bool follow = true);
+
+  // ---- statahead.cc ----
+  // The answer from directory parent's copy: nullopt when there is none
+  // to give (no fresh copy, or name not in it); then ask meta.
+  std::optional<Result<FileAttr>> LookupAhead(const proto::Cred& c, uint64_t parent, const std::string& name);
+  // A lookup meta answered (taken when changes was `before`).
+  void CountLookup(uint64_t parent, uint64_t before);
+  // Whether call msg of this type may change what a lookup returns.
+  static bool MayChangeNames(proto::MsgType type, const std::string& msg);
 
   // ---- inode_ops.cc ----
   // Registers a new handle from meta's answer to an open or create and

@@ -187,6 +187,9 @@ rpc::CallResult Client::Impl::MetaCallRaw(proto::MsgType type, const std::string
   // may meet one such level per component.
   for (int level = 0;; level++) {
     rpc::CallResult r = MetaCallOnce(type, msg);
+    // Whatever the outcome (a lost reply may have been applied): copies of
+    // directories read ahead may no longer say what meta would.
+    if (MayChangeNames(type, msg)) changes.fetch_add(1);
     uint64_t dir = r.status.code() == EREMOTE && level < 256 ? RemoteDirOf(r.status.message()) : 0;
     if (dir == 0) return r;
     Status st = ImportDir(dir);

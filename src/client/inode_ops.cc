@@ -185,10 +185,16 @@ Caller Client::Self() const {
 Result<FileAttr> Client::Lookup(const Caller& c, uint64_t parent, const std::string& name) {
   proto::LookupRequest req;
   *req.mutable_cred() = ToCred(c);
+  const bool ahead = impl_->opt.lookup_ahead.count() > 0;
+  if (ahead) {
+    if (auto a = impl_->LookupAhead(req.cred(), parent, name)) return std::move(*a);
+  }
+  const uint64_t before = impl_->changes.load();
   req.set_parent(parent);
   req.set_name(name);
   auto r = impl_->MetaCall<proto::LookupReply>(proto::LOOKUP, req);
   if (!r.ok()) return r.status();
+  if (ahead) impl_->CountLookup(parent, before);
   if (r->attr().type() == proto::FT_REG && r->has_layout()) {
     std::lock_guard lk(impl_->mu);
     if (impl_->looked.size() >= 4096) impl_->looked.clear();   // only the last moments matter

@@ -40,7 +40,7 @@ const char kUsage[] =
     "  -d                 foreground with debug logging\n"
     "  -o OPTIONS         comma-separated: attr_timeout=S, entry_timeout=S, negative_timeout=S,\n"
     "                     cache=on|off, writeback_cache (small writes buffered by the kernel;\n"
-    "                     see the README), default_permissions, no_allow_other,\n"
+    "                     see the README), no_statahead, default_permissions, no_allow_other,\n"
     "                     timeout=S, max_threads=N, readahead_kb=N, log=FILE, log_level=LEVEL,\n"
     "                     and libfuse's own (ro, max_read=N, ...)\n";
 
@@ -193,6 +193,10 @@ int Run(Args& a, int report_fd) {
   co.name = "fuse:" + a.mountpoint;
   // The kernel reads ahead (several requests in flight, served in parallel).
   co.readahead = 0;
+  if (a.opt.statahead && a.opt.cache) {
+    double keep = std::min(a.opt.entry_timeout, a.opt.attr_timeout);
+    co.lookup_ahead = std::chrono::milliseconds(static_cast<int64_t>(keep * 1000));
+  }
   auto client = Client::Connect(co);
   if (!client.ok()) return fail(client.status());
   StriaFs fs(std::move(client).value(), a.opt);

@@ -61,6 +61,10 @@ Status ParseMountOptions(const std::string& o, MountOptions* opt) {
     } else if (item == "no_default_permissions") {
       opt->default_permissions = false;
       no_default_permissions = true;
+    } else if (item == "statahead") {
+      opt->statahead = true;
+    } else if (item == "no_statahead") {
+      opt->statahead = false;
     } else if (item == "allow_other") {
       opt->allow_other = true;
     } else if (item == "no_allow_other") {

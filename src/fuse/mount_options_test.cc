@@ -54,6 +54,17 @@ TEST(MountOptions, WritebackCacheIsOptIn) {
   EXPECT_FALSE(o.writeback);
 }
 
+TEST(MountOptions, StatAheadIsOnUnlessTurnedOff) {
+  MountOptions o;
+  EXPECT_TRUE(o.statahead);
+  ASSERT_TRUE(ParseMountOptions("no_statahead", &o).ok());
+  EXPECT_FALSE(o.statahead);
+  o.meta = "h:1";
+  EXPECT_EQ(FuseOptionString(o).find("statahead"), std::string::npos);   // Stria's own
+  ASSERT_TRUE(ParseMountOptions("statahead", &o).ok());
+  EXPECT_TRUE(o.statahead);
+}
+
 TEST(MountOptions, BadValuesNameTheOption) {
   MountOptions o;
   Status st = ParseMountOptions("attr_timeout=soon", &o);

@@ -107,8 +107,11 @@ void ReplyEntry(fuse_req_t req, const FileAttr& a) {
   std::memset(&e, 0, sizeof(e));
   e.ino = fs->ToKernel(a.ino);
   e.attr = ToStat(*fs, a);
-  e.attr_timeout = fs->options().attr_timeout;
-  e.entry_timeout = fs->options().entry_timeout;
+  // An answer from a directory read ahead is as old as that read: the
+  // kernel keeps it only for what is left of the timeouts.
+  const double age = static_cast<double>(a.age_ms) / 1000.0;
+  e.attr_timeout = std::max(0.0, fs->options().attr_timeout - age);
+  e.entry_timeout = std::max(0.0, fs->options().entry_timeout - age);
   if (fs->options().writeback && a.type == FileType::kRegular && fs->inodes().ReplaceIfShrunk(a.ino, a.size)) {
     spdlog::debug("inode {} is {} bytes now, less than the kernel keeps: a new kernel inode", a.ino, a.size);
   }

@@ -3,7 +3,7 @@
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
 #include "meta/ops_internal.h"
-#include "meta/permissions.h"
+#include "common/permissions.h"
 
 namespace stria::meta {
 
@@ -38,10 +38,14 @@ Result<std::string> OpLookup(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto r, Child(c, t, dir, req.name(), req.cred()));
   proto::LookupReply rep;
   *rep.mutable_attr() = r.attr();
-  // The layout lets a client read a small file while its OPEN is on the
-  // way; a released file's objects are not filled yet: no layout then.
-  if (r.attr().type() == proto::FT_REG && RepoStateOf(r) != proto::RS_RELEASED) *rep.mutable_layout() = r.layout();
+  if (LookupGivesLayout(r)) *rep.mutable_layout() = r.layout();
   return rep.SerializeAsString();
+}
+
+// The layout lets a client read a small file while its OPEN is on the way;
+// a released file's objects are not filled yet: no layout then.
+bool LookupGivesLayout(const InodeRecord& r) {
+  return r.attr().type() == proto::FT_REG && RepoStateOf(r) != proto::RS_RELEASED;
 }
 
 }  // namespace stria::meta

@@ -62,6 +62,9 @@ Status ApplyHydrated(Ctx& c, Txn& t, const proto::RepoHydrated& h);
 // repo_hydrate.cc: file rec takes the bucket's new content (size, ETag,
 // mtime): fresh, empty objects (the old ones freed), released, not dirty.
 Status Rebase(Ctx& c, Txn& t, InodeRecord& rec, uint64_t size, const std::string& etag, int64_t mtime_ns);
+// lookup.cc: whether a LOOKUP (and a READ_DIR asking for layouts) hands
+// out file rec's layout.
+bool LookupGivesLayout(const InodeRecord& rec);
 // repo_import.cc: creates the name of bucket object (or prefix) o in dir
 // unless it exists; its key is prefix + o's name. False when o's name
 // cannot be a file name.

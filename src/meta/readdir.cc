@@ -6,7 +6,7 @@
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
 #include "meta/ops_internal.h"
-#include "meta/permissions.h"
+#include "common/permissions.h"
 
 namespace stria::meta {
 
@@ -33,7 +33,10 @@ Result<std::string> OpReadDir(Ctx& c, Txn& t, const std::string& msg) {
     out->set_cookie(keys::GetBE(it->key().ToStringView(), 9));
     if (req.plus()) {
       auto r = c.GetInode(t, e->ino());
-      if (r.ok()) *out->mutable_attr() = r->attr();
+      if (r.ok()) {
+        *out->mutable_attr() = r->attr();
+        if (req.layouts() && LookupGivesLayout(*r)) *out->mutable_layout() = r->layout();
+      }
     }
   }
   if (!it->status().ok()) return Err(EIO, "readdir {}: {}", req.ino(), it->status().ToString());

@@ -3,7 +3,7 @@
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
 #include "meta/ops_internal.h"
-#include "meta/permissions.h"
+#include "common/permissions.h"
 
 namespace stria::meta {
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "tests/system/cluster.h"
 
@@ -82,6 +83,64 @@ class NamespaceTest : public SharedClusterTest {
   Client* c_ = nullptr;
   std::string dir_;
 };
+
+// Statahead (ClientOptions::lookup_ahead): after three lookups from meta in
+// one directory, the next ones come from a copy of it. The copy may be as
+// old as lookup_ahead (another client's change shows once it is), never
+// older than this client's own changes, never hides a name it lacks, and
+// refuses a caller without search permission.
+TEST_F(NamespaceTest, StatAheadAnswersFromACopyOnlyWhileItHolds) {
+  ClientOptions o;
+  o.meta = cluster_->meta();
+  o.lookup_ahead = std::chrono::milliseconds(1500);
+  auto a = Client::Connect(o);
+  ASSERT_OK(a);
+  Client& ahead = **a;
+  for (int i = 0; i < 10; i++) Touch(dir_ + "/f" + std::to_string(i));
+  auto dir = c_->Stat(dir_);
+  ASSERT_OK(dir);
+  const Caller root;
+  auto mode_of = [&](const std::string& name) -> int {
+    auto r = ahead.Lookup(root, dir->ino, name);
+    return r.ok() ? static_cast<int>(r->mode) : -r.status().code();
+  };
+  auto copy_now = [&] {
+    for (const char* n : {"f0", "f1", "f2", "f3"}) EXPECT_EQ(mode_of(n), 0644) << n;
+  };
+  copy_now();
+  ASSERT_OK(c_->Chmod(dir_ + "/f5", 0600));   // another client's change
+  auto f5 = ahead.Lookup(root, dir->ino, "f5");
+  ASSERT_OK(f5);
+  EXPECT_EQ(f5->mode, 0644u) << "not from the copy";
+  EXPECT_LT(f5->age_ms, 1500);
+  // A change of this client ends the copy.
+  ASSERT_OK(ahead.Chmod(dir_ + "/f6", 0640));
+  EXPECT_EQ(mode_of("f5"), 0600);
+  EXPECT_EQ(mode_of("f6"), 0640);
+
+  copy_now();
+  ASSERT_OK(c_->Chmod(dir_ + "/f7", 0604));
+  EXPECT_EQ(mode_of("f7"), 0644);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_EQ(mode_of("f7"), 0604) << "the copy outlived lookup_ahead";
+
+  // A name the copy lacks asks meta; one it has that is gone stays until it expires.
+  copy_now();
+  Touch(dir_ + "/late");
+  EXPECT_EQ(mode_of("late"), 0644);
+  EXPECT_EQ(mode_of("nothing"), -ENOENT);
+
+  // Search permission, checked on the copy as meta checks it (the chmod of
+  // this client ends the copy that says 0755).
+  ASSERT_OK(ahead.Chmod(dir_, 0700));
+  copy_now();
+  EXPECT_EQ(mode_of("f8"), 0644);
+  Caller other;
+  other.uid = other.gid = 4321;
+  auto refused = ahead.Lookup(other, dir->ino, "f1");
+  EXPECT_EQ(refused.status().code(), EACCES) << refused.status().ToString();
+  ASSERT_OK(c_->Chmod(dir_, 0755));
+}
 
 TEST_F(NamespaceTest, CreateExclusive) {
   auto fd = c_->Open(dir_ + "/f", O_CREAT | O_EXCL | O_WRONLY, 0600);

@@ -1,6 +1,6 @@
-#include "meta/permissions.h"
+#include "common/permissions.h"
 
-namespace stria::meta {
+namespace stria {
 
 bool InGroup(const proto::Cred& cred, uint32_t gid) {
   if (cred.gid() == gid) return true;
@@ -49,4 +49,4 @@ Status CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-}  // namespace stria::meta
+}  // namespace stria

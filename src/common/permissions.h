@@ -5,7 +5,7 @@
 #include "common/status.h"
 #include "proto/stria.pb.h"
 
-namespace stria::meta {
+namespace stria {
 
 inline constexpr int kMayRead = 4, kMayWrite = 2, kMayExec = 1;
 
@@ -21,4 +21,4 @@ uint32_t ModeAfterWrite(const proto::Attr& attr, const proto::Cred& cred);
 // Name rules: non-empty, no '/', no NUL, not "." or "..", at most 255 bytes.
 Status CheckName(const std::string& name);
 
-}  // namespace stria::meta
+}  // namespace stria
