@@ -43,8 +43,8 @@ struct ClientOptions {
   std::vector<uint32_t> groups;
   // Name of this client in the servers' logs; default host:pid.
   std::string name;
-  // Statahead: once a few names of one directory have been looked up from
-  // meta in a row, the directory is read whole (names, attributes,
+  // Statahead: once 8 names of one directory have been looked up from meta
+  // within a twentieth of this, the directory is read whole (names, attributes,
   // layouts) and its next lookups are answered from that copy while it is
   // younger than this and this client has changed nothing since
   // (FileAttr::age_ms says how old such an answer is). Missing names still

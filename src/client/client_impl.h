@@ -162,7 +162,9 @@ struct Client::Impl {
   std::atomic<uint64_t> changes{0};
   struct DirAhead {
     uint64_t changes = 0;     // `changes` when the lookups were counted, or the copy taken
-    int lookups = 0;          // from meta, in this directory, since
+    int lookups = 0;          // from meta, in this directory, since (and within a window)
+    int hits = 0;             // lookups the copy answered
+    int64_t window_ms = 0;    // when the counted lookups began
     bool fetching = false;
     int64_t fetched_ms = 0;   // 0: no copy
     int64_t used_ms = 0;

@@ -1,7 +1,7 @@
 // libstria: statahead. A job that stats or opens the files of a directory
 // one name at a time (after the kernel dropped its caches, or on a node
-// that never saw them) costs a meta round trip per name. Once a few names
-// of one directory come from meta in a row, the directory is read whole in
+// that never saw them) costs a meta round trip per name. Once names of one
+// directory come from meta in quick succession, it is read whole in
 // one READ_DIR (names, attributes, layouts) and the next lookups in it are
 // answered from that copy.
 //
@@ -29,7 +29,12 @@ namespace stria {
 
 namespace {
 
-constexpr int kLookupsBeforeReading = 3;
+// A directory is read once this many lookups from meta fall in it within
+// a twentieth of lookup_ahead: at that rate a copy answers a great many
+// names before it is too old. A job touching a few files a second in each
+// of many directories (a shuffled epoch) would pay a whole directory read
+// for a handful of answers, and does not reach it.
+constexpr int kLookupsBeforeReading = 8;
 constexpr uint32_t kMaxPerDirectory = 4096;   // one READ_DIR page
 constexpr size_t kMaxEntries = 64 * 1024;      // in all copies together
 
@@ -70,12 +75,15 @@ void Client::Impl::CountLookup(uint64_t parent, uint64_t before) {
   std::lock_guard lk(ahead_mu);
   auto [it, fresh] = ahead.try_emplace(parent);
   DirAhead& d = it->second;
-  if (fresh || d.changes != before) {
+  const int64_t now = MonoMs();
+  const int64_t window = std::max<int64_t>(opt.lookup_ahead.count() / 20, 20);
+  if (fresh || d.changes != before || now - d.window_ms > window) {
     d.changes = before;
     d.lookups = 0;
+    d.window_ms = now;
   }
   d.lookups++;
-  d.used_ms = MonoMs();
+  d.used_ms = now;
   if (ahead.size() > 1024) {
     // Directories looked into once and never again: forget the oldest half.
     std::vector<std::pair<int64_t, uint64_t>> by_use;
@@ -120,9 +128,16 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
         auto& e = d.entries[name];
         if (e.has_layout()) layout = e.layout();
         (*out)->age_ms = now - d.fetched_ms;
+        d.hits++;
       }
     } else {
       if (d.fetched_ms != 0) {
+        // A copy that answered a quarter of its names or more before it
+        // grew too old is read again at once (a job going through a
+        // directory spends seconds in it); otherwise, and after this
+        // client's change ended it, the lookups from meta decide again.
+        const int worth = std::max<int>(kLookupsBeforeReading, static_cast<int>(d.entries.size() / 4));
+        if (d.changes == now_changes && d.hits >= worth) d.lookups = kLookupsBeforeReading;
         ahead_entries -= d.entries.size();
         d.entries.clear();
         d.fetched_ms = 0;
@@ -188,12 +203,14 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
     d.changes = now_changes;
     d.fetched_ms = started;
     d.lookups = 0;
+    d.hits = 0;
     if (!fresh(d)) return std::nullopt;
     out = answer(d);
     if (out && out->ok()) {
       auto& e = d.entries[name];
       if (e.has_layout()) layout = e.layout();
       (*out)->age_ms = now - d.fetched_ms;
+      d.hits++;
     }
   }
   if (!out || !out->ok()) return out;

@@ -30,8 +30,8 @@ struct MountOptions {
   // identity, and the kernel's check costs a GETATTR of the parent after
   // every change to a directory.
   bool default_permissions = false;
-  // Statahead (no_statahead turns it off): after a few lookups in one
-  // directory, it is read whole and its next lookups are answered from that
+  // Statahead (no_statahead turns it off): after a quick run of lookups in
+  // one directory, it is read whole and its next lookups are answered from that
   // copy for what is left of the shorter timeout (ClientOptions::lookup_ahead).
   bool statahead = true;
   bool allow_other = true;          // other users may use the mount (no_allow_other)
