@@ -103,6 +103,7 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
   const int64_t ttl = opt.lookup_ahead.count();
   const uint64_t now_changes = changes.load();
   int64_t now = MonoMs();
+  proto::Layout layout;   // of the file answered, for the prefetch at open
   // What a fresh copy says, or that it says nothing.
   auto answer = [&](DirAhead& d) -> std::optional<Result<FileAttr>> {
     d.used_ms = now;
@@ -110,13 +111,16 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
     if (e == d.entries.end() || !e->second.has_attr()) return std::nullopt;
     Status may = CheckAccess(d.dir, c, kMayExec, "lookup");
     if (!may.ok()) return Result<FileAttr>(may);
-    return Result<FileAttr>(ToFileAttr(e->second.attr()));
+    FileAttr a = ToFileAttr(e->second.attr());
+    a.age_ms = now - d.fetched_ms;
+    if (e->second.has_layout()) layout = e->second.layout();
+    d.hits++;
+    return Result<FileAttr>(std::move(a));
   };
   auto fresh = [&](const DirAhead& d) {
     return d.fetched_ms != 0 && d.changes == changes.load() && now - d.fetched_ms < ttl;
   };
   std::optional<Result<FileAttr>> out;
-  proto::Layout layout;
   {
     std::lock_guard lk(ahead_mu);
     auto it = ahead.find(parent);
@@ -124,12 +128,6 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
     DirAhead& d = it->second;
     if (fresh(d)) {
       out = answer(d);
-      if (out && out->ok()) {
-        auto& e = d.entries[name];
-        if (e.has_layout()) layout = e.layout();
-        (*out)->age_ms = now - d.fetched_ms;
-        d.hits++;
-      }
     } else {
       if (d.fetched_ms != 0) {
         // A copy that answered a quarter of its names or more before it
@@ -206,12 +204,6 @@ std::optional<Result<FileAttr>> Client::Impl::LookupAhead(const proto::Cred& c, 
     d.hits = 0;
     if (!fresh(d)) return std::nullopt;
     out = answer(d);
-    if (out && out->ok()) {
-      auto& e = d.entries[name];
-      if (e.has_layout()) layout = e.layout();
-      (*out)->age_ms = now - d.fetched_ms;
-      d.hits++;
-    }
   }
   if (!out || !out->ok()) return out;
   FileAttr& a = **out;
