@@ -191,7 +191,7 @@ Result<std::string> OpRepoSync(Ctx& c, Txn& t, const std::string& msg) {
   const std::string& link_prefix = root.repo_key();
   const std::string prefix = req.has_prefix() ? req.prefix() : dir.repo_key();
   if (!prefix.starts_with(link_prefix) || (prefix != link_prefix && !prefix.ends_with("/")) ||
-      prefix.find("//") != std::string::npos) {
+      prefix.find("//", link_prefix.empty() ? 0 : link_prefix.size() - 1) != std::string::npos) {
     return Err(EINVAL, "repo sync: prefix '{}' of directory {} is not a level below its link's prefix '{}'", prefix,
                dir.attr().ino(), link_prefix);
   }
