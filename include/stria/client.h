@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -291,6 +292,14 @@ class Client {
   // resident file whose old object changed is uploaded instead). Returns
   // the bytes uploaded or copied (0: nothing to do).
   Result<uint64_t> RepoExport(const std::string& path);
+  // Exports files RepoExport answered EBUSY for (each one's key still holds
+  // the content of another released file, renamed away): tries them again
+  // while any of them goes. Where none does because they wait for one
+  // another in a ring (directories that swapped names), fetches one of the
+  // ring (RepoWarm): its content then needs its old key no longer, and the
+  // others go. Calls done once per path with its last result.
+  void RepoExportWaiting(std::vector<std::string> paths,
+                         const std::function<void(const std::string&, const Result<uint64_t>&)>& done);
   // An export walked all of link (its root's path) after `renames`
   // directory renames (RepoCounts before the walk) and left no moved file
   // behind.

@@ -146,10 +146,23 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
   files.insert(files.begin(), moved.begin(), moved.end());
   uint64_t total = 0;
   for (auto& f : files) total += f.second;
-  std::atomic<size_t> next{0}, done{0}, failed{0};
+  std::atomic<size_t> next{0}, done{0}, failed{0}, parked{0};
   std::atomic<uint64_t> bytes{0};
   std::mutex err_mu;
   bool bar = !json_out && ::isatty(2);
+  auto finished = [&](const Result<uint64_t>& r) {
+    if (r.ok()) {
+      bytes += *r;
+    } else {
+      failed++;
+      std::lock_guard lk(err_mu);
+      std::fprintf(stderr, "\r%s\n", r.status().ToString().c_str());
+    }
+    done++;
+  };
+  // Exports whose key still holds another released file's content: once
+  // the others went (RepoExportWaiting).
+  std::vector<std::string> waiting;
   // Files [next, end) at `jobs` at a time.
   auto run = [&](size_t end) {
     std::vector<std::thread> workers;
@@ -157,18 +170,17 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
       workers.emplace_back([&] {
         for (size_t k; (k = next++) < end;) {
           auto r = op(files[k].first);
-          if (r.ok()) {
-            bytes += *r;
-          } else {
-            failed++;
+          if (exporting && !r.ok() && r.status().code() == EBUSY) {
             std::lock_guard lk(err_mu);
-            std::fprintf(stderr, "\r%s\n", r.status().ToString().c_str());
+            waiting.push_back(files[k].first);
+            parked++;
+            continue;
           }
-          done++;
+          finished(r);
         }
       });
     }
-    while (bar && done < end) {
+    while (bar && done + parked < end) {
       {
         std::lock_guard lk(err_mu);
         std::fprintf(stderr, "\r%s: %zu/%zu files, %.1f/%.1f MiB", verb, done.load(), files.size(),
@@ -178,6 +190,11 @@ Status OnFiles(Client& c, const std::vector<std::string>& paths, RepoState state
     }
     for (auto& w : workers) w.join();
     next = end;
+    if (!waiting.empty()) {
+      c.RepoExportWaiting(std::move(waiting), [&](const std::string&, const Result<uint64_t>& r) { finished(r); });
+      waiting.clear();
+      parked = 0;
+    }
   };
   run(nmoved);
   if (exporting) STRIA_RETURN_IF_ERROR(deletions());

@@ -5,6 +5,12 @@
 // resident ones.
 #include <fcntl.h>
 
+#include <map>
+#include <optional>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
 #include "client/client_impl.h"
 #include "client/striping.h"
 #include "repo/s3_client.h"
@@ -220,6 +226,74 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   auto done = impl_->MetaCall<proto::RepoExportedReply>(proto::REPO_EXPORTED, req);
   if (!done.ok()) return done.status().Prefixed(what);
   return size;
+}
+
+void Client::RepoExportWaiting(std::vector<std::string> paths,
+                               const std::function<void(const std::string&, const Result<uint64_t>&)>& done) {
+  std::map<std::string, Status> busy;
+  std::set<std::string> warmed;   // each at most once: the loop ends
+  while (!paths.empty()) {
+    std::vector<std::string> still;
+    for (const auto& p : paths) {
+      auto r = RepoExport(p);
+      if (r.ok() || r.status().code() != EBUSY) {
+        done(p, r);
+        busy.erase(p);
+      } else {
+        still.push_back(p);
+        busy[p] = r.status();
+      }
+    }
+    if (still.size() == paths.size()) {
+      // None went: a released file whose key another of them wants, and
+      // that wants, through the others, a key one of them is at, is in a
+      // ring. Fetching it breaks the ring.
+      auto links = RepoList();
+      std::map<std::string, size_t> at;   // key -> released file there
+      std::vector<std::string> wants(still.size());
+      for (size_t i = 0; links.ok() && i < still.size(); i++) {
+        auto a = Stat(still[i]);
+        if (!a.ok()) continue;
+        const RepoLinkInfo* link = nullptr;
+        for (const auto& l : *links) {
+          if (l.path == "/" || still[i].rfind(l.path + "/", 0) == 0) {
+            if (!link || l.path.size() > link->path.size()) link = &l;
+          }
+        }
+        if (!link) continue;
+        if (auto k = RepoKeyOf(*link, still[i]); k.ok()) wants[i] = *k;
+        if (a->repo_state == RepoState::kReleased && !a->repo_key.empty()) at[a->repo_key] = i;
+      }
+      std::optional<size_t> ring;
+      for (size_t i = 0; i < still.size() && !ring; i++) {
+        if (wants[i].empty() || !at.count(wants[i]) || warmed.count(still[i])) continue;
+        size_t j = i;
+        for (size_t steps = 0; steps <= still.size(); steps++) {
+          auto it = at.find(wants[j]);
+          if (it == at.end()) break;
+          j = it->second;
+          if (j == i) {
+            ring = i;
+            break;
+          }
+        }
+      }
+      if (!ring) break;   // they wait for files not among them
+      const std::string p = still[*ring];
+      warmed.insert(p);
+      auto w = RepoWarm(p);
+      if (!w.ok()) {
+        done(p, w.status().Prefixed(fmt::format("repo export {}: fetching it to break a ring of files that wait "
+                                                "for one another's keys", p)));
+        busy.erase(p);
+        still.erase(still.begin() + static_cast<std::ptrdiff_t>(*ring));
+      } else {
+        spdlog::info("repo export {}: fetched it ({} bytes): files in a ring waited for one another's keys", p, *w);
+      }
+    }
+    paths = std::move(still);
+  }
+  for (const auto& p : paths) done(p, busy[p]);
 }
 
 Result<uint64_t> Client::RepoExportDeletions(const std::string& path) {

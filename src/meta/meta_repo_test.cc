@@ -354,5 +354,48 @@ TEST_F(RepoTest, HydrationMakesAFileResident) {
   EXPECT_TRUE(Call<proto::StoreHeartbeatReply>(proto::STORE_HEARTBEAT, hb).ok());
 }
 
+// A resident file renamed away still counts on its old key as its copy in
+// the bucket. Another file's content sent to that key takes the copy away:
+// the first file is dirty then (to be exported, never released unsent).
+TEST_F(RepoTest, AFileWhoseKeyAnotherTakesIsDirty) {
+  auto d = Mkdir(1, "data");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
+  ASSERT_TRUE(Import(d->ino(), {Dir("a")}, true).ok());
+  auto a = Lookup(d->ino(), "a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(Import(a->ino(), {File("x", 100)}, true).ok());
+  auto x = Lookup(a->ino(), "x");
+  ASSERT_TRUE(x.ok());
+  auto h = Hydrated(x->ino(), OpenFile(x->ino(), O_RDONLY)->layout().object_id(), {0});
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(h->repo_state(), proto::RS_RESIDENT);
+  ASSERT_TRUE(Rename(d->ino(), "a", d->ino(), "b").ok());
+  auto a2 = Mkdir(d->ino(), "a");
+  ASSERT_TRUE(a2.ok());
+  auto n = Create(a2->ino(), "x");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(Lookup(a2->ino(), "x")->repo_key(), "train/a/x");
+  proto::RepoExportedRequest ex;
+  ex.set_ino(n->attr().ino());
+  ex.set_version(n->attr().version());
+  ex.set_size(0);
+  ex.set_key("train/a/x");
+  ex.set_etag("\"e-new\"");
+  auto done = Call<proto::RepoExportedReply>(proto::REPO_EXPORTED, ex);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->attr().repo_state(), proto::RS_RESIDENT);
+  EXPECT_EQ(GetAttr(x->ino())->repo_state(), proto::RS_DIRTY);
+  auto counts = CountsOf(d->ino());
+  EXPECT_EQ(counts.dirty_files(), 1u);
+  EXPECT_EQ(counts.resident_files(), 1u);
+  // Release leaves a dirty file as it is.
+  proto::RepoReleaseRequest rel;
+  rel.set_ino(x->ino());
+  auto r = Call<proto::RepoReleaseReply>(proto::REPO_RELEASE, rel);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->attr().repo_state(), proto::RS_DIRTY);
+}
+
 }  // namespace
 }  // namespace stria::meta

@@ -517,6 +517,24 @@ void MetaService::IndexRepoKey(Txn& t, const InodeRecord* before, const InodeRec
     if (v.ok() && *v && **v == owner) t.Delete(k0);   // another file may hold it now
   }
   if (!k1.empty()) {
+    // Another file whose content was at this key (it was renamed away and
+    // not exported yet) has lost its copy in the bucket: a resident one
+    // is dirty now, so that it is exported and never released unsent.
+    auto prev = t.Get(k1);
+    if (prev.ok() && *prev && (*prev)->size() == 8 && **prev != owner) {
+      uint64_t other = keys::GetBE(**prev, 0);
+      auto rec = GetInode(t, other);
+      if (rec.ok() && rec->repo_root() == after->repo_root() && rec->repo_key() == after->repo_key()) {
+        auto state = RepoStateOf(*rec);
+        if (state == proto::RS_RESIDENT) {
+          rec->set_repo_state(proto::RS_DIRTY);
+          PutInode(t, *rec);   // its key is unchanged: no recursion into this index
+        } else if (state == proto::RS_RELEASED) {
+          spdlog::error("repo key {} of inode {} now holds inode {}'s content: inode {} (released) has lost its "
+                        "only copy", after->repo_key(), other, ino, other);
+        }
+      }
+    }
     t.Put(k1, owner);
     // The key holds this file's content now: not to be deleted.
     t.Delete(keys::RepoDeletion(after->repo_root(), after->repo_key()));

@@ -131,8 +131,8 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
     // that late; at least once a second.
     next = std::min(next, milliseconds(std::max<int64_t>(1000, int64_t(delay) * 250)));
     bool failed = false;
-    auto send = [&](const std::string& path, const FileAttr&) {
-      auto r = c.RepoExport(path);
+    std::vector<std::string> waiting;   // EBUSY: after the others (RepoExportWaiting)
+    auto sent = [&](const std::string& path, const Result<uint64_t>& r) {
       if (!r.ok()) {
         failed = true;
         failures.Inc();
@@ -142,6 +142,14 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
       files.Inc();
       bytes.Inc(*r);
       spdlog::info("auto-exported {} ({} bytes) to {}", path, *r, l.link.url);
+    };
+    auto send = [&](const std::string& path, const FileAttr&) {
+      auto r = c.RepoExport(path);
+      if (!r.ok() && r.status().code() == EBUSY) {
+        waiting.push_back(path);
+        return;
+      }
+      sent(path, r);
     };
     // Directories renamed since the last whole export: their clean files
     // are copied to their new keys first, while the old keys still hold
@@ -161,6 +169,8 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
           },
           send);
       if (!st.ok()) spdlog::warn("auto-export under {}: {}", l.path, st.ToString());
+      c.RepoExportWaiting(std::move(waiting), sent);
+      waiting.clear();
       Status done = st.ok() && !failed ? c.RepoRenamesExported(l.path, l.counts.renames)
                                        : Err(EAGAIN, "files of renamed directories under {} left behind", l.path);
       if (done.ok()) {
@@ -186,6 +196,8 @@ std::chrono::milliseconds Round(Client& c, metrics::Counter& files, metrics::Cou
         },
         send);
     if (!st.ok()) spdlog::warn("auto-export under {}: {}", l.path, st.ToString());
+    c.RepoExportWaiting(std::move(waiting), sent);
+    waiting.clear();
   }
   return next;
 }

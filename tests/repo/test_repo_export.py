@@ -426,6 +426,71 @@ def test_a_moved_released_file_keeps_its_old_key_until_it_is_exported(cluster, p
         assert f.read() == old
 
 
+def test_directories_that_swapped_names_are_both_exported(cluster, proxy, bucket, s3c, mount):
+    # Each released file's new key holds the other's content: they wait for
+    # one another. The export fetches one of them (its content then needs
+    # its old key no longer), copies the other on the server, and uploads
+    # the fetched one.
+    prefix = "swap-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    bodies = {"a/x.bin": os.urandom(30000), "b/x.bin": os.urandom(40000), "a/y.bin": os.urandom(5000)}
+    for k, body in bodies.items():
+        s3c.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=body)
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url)
+    cluster.stria("repo", "import", d)
+    os.rename(mount.path + d + "/a", mount.path + d + "/t")
+    os.rename(mount.path + d + "/b", mount.path + d + "/a")
+    os.rename(mount.path + d + "/t", mount.path + d + "/b")
+    gets_before = len(object_gets(proxy))
+    r = run_json(cluster, "repo", "export", d)
+    assert r["files"] == 3 and r["failed"] == 0, r
+    assert len(object_gets(proxy)) - gets_before == 1   # one of the ring fetched, once
+    assert body_of(s3c, bucket, f"{prefix}/a/x.bin") == bodies["b/x.bin"]
+    assert body_of(s3c, bucket, f"{prefix}/b/x.bin") == bodies["a/x.bin"]
+    assert body_of(s3c, bucket, f"{prefix}/b/y.bin") == bodies["a/y.bin"]
+    n = counts(cluster, d)
+    assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 2, n
+    assert n["renames"] == 3 and n["renames_exported"] == 3, n
+    cluster.stria("repo", "release", d)
+    for name, k in (("a/x.bin", "b/x.bin"), ("b/x.bin", "a/x.bin"), ("b/y.bin", "a/y.bin")):
+        with open(mount.path + d + "/" + name, "rb") as f:
+            assert f.read() == bodies[k], name
+
+
+def test_a_resident_file_whose_old_key_another_takes_is_dirty(cluster, proxy, bucket, s3c, mount):
+    # A resident file renamed away still had its bucket copy at its old key.
+    # A new file exported there overwrites it: the first file is dirty then,
+    # so it is not released without its content in the bucket.
+    prefix = "taken-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    old = os.urandom(50000)
+    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=old)
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url)
+    cluster.stria("repo", "import", d)
+    run_json(cluster, "repo", "warm", d + "/dir/x.bin")
+    os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
+    os.mkdir(mount.path + d + "/dir")
+    with open(mount.path + d + "/dir/x.bin", "wb") as f:
+        f.write(b"new" * 1000)
+    r = run_json(cluster, "repo", "export", d + "/dir/x.bin")
+    assert r["files"] == 1 and r["failed"] == 0, r
+    assert body_of(s3c, bucket, f"{prefix}/dir/x.bin") == b"new" * 1000
+    n = counts(cluster, d)
+    assert n["dirty_files"] == 1 and n["resident_files"] == 1, n
+    r = run_json(cluster, "repo", "release", d)
+    assert r["files"] == 1, r   # the new file only
+    r = run_json(cluster, "repo", "export", d)
+    assert r["files"] == 1 and r["bytes"] == len(old) and r["failed"] == 0, r
+    assert body_of(s3c, bucket, f"{prefix}/moved/x.bin") == old
+    cluster.stria("repo", "release", d)
+    with open(mount.path + d + "/moved/x.bin", "rb") as f:
+        assert f.read() == old
+    with open(mount.path + d + "/dir/x.bin", "rb") as f:
+        assert f.read() == b"new" * 1000
+
+
 def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket, s3c, mount):
     # Until the export, the bucket still has their objects: a sync in
     # between must not take them for new ones. A renamed directory is
