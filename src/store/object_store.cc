@@ -334,13 +334,26 @@ Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, siz
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
   size_t nblocks = static_cast<size_t>(last - first + 1);
   std::string buf(nblocks * kBlockSize, '\0');
-  STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what, flags));
-  std::string le(nblocks * 4, '\0');
   Fd crc(::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC));
-  if (crc.fd >= 0) {
-    STRIA_RETURN_IF_ERROR(PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)", flags));
-  } else if (errno != ENOENT) {
-    return Sys(errno, what + " (checksums)");
+  if (crc.fd < 0 && errno != ENOENT) return Sys(errno, what + " (checksums)");
+  // Bytes the disk must give: both files' reads are started at once (the
+  // checksums are another inode, another disk read), and without waiting
+  // here. A try that must not wait hands the read to a worker next, which
+  // then finds them on their way.
+  auto ahead = [&] {
+    ::posix_fadvise(fd.fd, static_cast<off_t>(first * kBlockSize), static_cast<off_t>(nblocks * kBlockSize),
+                    POSIX_FADV_WILLNEED);
+    if (crc.fd >= 0) {
+      ::posix_fadvise(crc.fd, static_cast<off_t>(first * 4), static_cast<off_t>(nblocks * 4), POSIX_FADV_WILLNEED);
+    }
+  };
+  if (!nowait) ahead();
+  Status got = PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
+  std::string le(nblocks * 4, '\0');
+  if (got.ok() && crc.fd >= 0) got = PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)", flags);
+  if (!got.ok()) {
+    if (got.code() == EAGAIN && nowait) ahead();
+    return got;
   }
   for (size_t i = 0; i < nblocks; i++) {
     uint32_t stored = 0;
