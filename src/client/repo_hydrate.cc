@@ -162,15 +162,16 @@ Result<uint64_t> Client::RepoExport(const std::string& path) {
   {
     // A released file moved away (with a directory) may still have its
     // content at this key: that goes first (repo export of a link moves
-    // such files before it uploads; two that swapped names wait for one
-    // of them to be warmed).
-    ir.set_key(key);
-    ir.set_file(r.attr().ino());
-    auto held = impl_->MetaCall<proto::RepoDirInfoReply>(proto::REPO_DIR_INFO, ir);
+    // such files before it uploads; RepoExportWaiting breaks rings).
+    proto::RepoClaimKeyRequest cr;
+    *cr.mutable_cred() = impl_->cred;
+    cr.set_ino(r.attr().ino());
+    cr.set_key(key);
+    auto held = impl_->MetaCall<proto::RepoClaimKeyReply>(proto::REPO_CLAIM_KEY, cr);
     if (!held.ok()) return held.status().Prefixed(what);
-    if (held->key_held_by() != 0) {
+    if (held->held_by() != 0) {
       return Err(EBUSY, "{}: {}/{} still holds the content of released inode {} (renamed away, not yet exported): "
-                 "export again once it has moved, or warm it", what, bucket, key, held->key_held_by());
+                 "export again once it has moved, or warm it", what, bucket, key, held->held_by());
     }
   }
   if (clean) {
@@ -245,9 +246,9 @@ void Client::RepoExportWaiting(std::vector<std::string> paths,
       }
     }
     if (still.size() == paths.size()) {
-      // None went: a released file whose key another of them wants, and
-      // that wants, through the others, a key one of them is at, is in a
-      // ring. Fetching it breaks the ring.
+      // None went. Each waits for the released file at the key it wants;
+      // a file whose chain of waits comes back to it is in a ring.
+      // Fetching it breaks the ring: the one waiting for its key goes.
       auto links = RepoList();
       std::map<std::string, size_t> at;   // key -> released file there
       std::vector<std::string> wants(still.size());
@@ -288,7 +289,9 @@ void Client::RepoExportWaiting(std::vector<std::string> paths,
         busy.erase(p);
         still.erase(still.begin() + static_cast<std::ptrdiff_t>(*ring));
       } else {
-        spdlog::info("repo export {}: fetched it ({} bytes): files in a ring waited for one another's keys", p, *w);
+        spdlog::warn("repo export {}: fetched it ({} bytes) from the bucket: files in a ring waited for one "
+                     "another's keys",
+                     p, *w);
       }
     }
     paths = std::move(still);

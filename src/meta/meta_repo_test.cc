@@ -397,5 +397,49 @@ TEST_F(RepoTest, AFileWhoseKeyAnotherTakesIsDirty) {
   EXPECT_EQ(r->attr().repo_state(), proto::RS_DIRTY);
 }
 
+// The export claims a key before it copies or uploads there: a released
+// file still at the key keeps it (EBUSY for the export), a resident one
+// turns dirty at once (no release can free it while its copy goes).
+TEST_F(RepoTest, ClaimingAKeyStopsAtAReleasedFileAndDirtiesAResidentOne) {
+  auto d = Mkdir(1, "data");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
+  ASSERT_TRUE(Import(d->ino(), {Dir("a")}, true).ok());
+  auto a = Lookup(d->ino(), "a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(Import(a->ino(), {File("x", 100), File("y", 100)}, true).ok());
+  auto x = Lookup(a->ino(), "x");
+  auto y = Lookup(a->ino(), "y");
+  ASSERT_TRUE(x.ok() && y.ok());
+  ASSERT_EQ(Hydrated(x->ino(), OpenFile(x->ino(), O_RDONLY)->layout().object_id(), {0})->repo_state(),
+            proto::RS_RESIDENT);
+  ASSERT_TRUE(Rename(d->ino(), "a", d->ino(), "b").ok());
+  auto a2 = Mkdir(d->ino(), "a");
+  ASSERT_TRUE(a2.ok());
+  auto n = Create(a2->ino(), "n");
+  ASSERT_TRUE(n.ok());
+  auto claim = [&](uint64_t ino, const std::string& key) {
+    proto::RepoClaimKeyRequest req;
+    req.set_ino(ino);
+    req.set_key(key);
+    return Call<proto::RepoClaimKeyReply>(proto::REPO_CLAIM_KEY, req);
+  };
+  auto r = claim(n->attr().ino(), "train/a/y");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->held_by(), y->ino());
+  EXPECT_EQ(GetAttr(y->ino())->repo_state(), proto::RS_RELEASED);
+  EXPECT_EQ(claim(x->ino(), "train/a/x")->held_by(), 0u);   // its own key
+  EXPECT_EQ(GetAttr(x->ino())->repo_state(), proto::RS_RESIDENT);
+  r = claim(n->attr().ino(), "train/a/x");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->held_by(), 0u);
+  EXPECT_EQ(GetAttr(x->ino())->repo_state(), proto::RS_DIRTY);
+  EXPECT_EQ(claim(n->attr().ino(), "train/nothing/here")->held_by(), 0u);
+  EXPECT_EQ(claim(n->attr().ino(), "").status().code(), EINVAL);
+  auto plain = Create(1, "plain");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(claim(plain->attr().ino(), "train/a/x").status().code(), EINVAL);
+}
+
 }  // namespace
 }  // namespace stria::meta

@@ -282,6 +282,7 @@ const std::map<uint16_t, OpInfo>& Ops() {
       {proto::REPO_COLDEST, {OpRepoColdest, "repo coldest", false}},
       {proto::REPO_DELETIONS, {OpRepoDeletions, "repo deletions", false}},
       {proto::REPO_MOVED, {OpRepoMoved, "repo moved", false}},
+      {proto::REPO_CLAIM_KEY, {OpRepoClaimKey, "repo claim key", false}},
       {proto::REPO_RENAMES_EXPORTED, {OpRepoRenamesExported, "repo renames exported", false}},
       {proto::REGISTER_STORE, {OpRegisterStore, "register store", false}},
       {proto::STORE_HEARTBEAT, {OpStoreHeartbeat, "store heartbeat", false}},

@@ -205,6 +205,7 @@ Result<std::string> OpRepoSync(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoColdest(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoDeletions(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoMoved(Ctx&, Txn&, const std::string&);
+Result<std::string> OpRepoClaimKey(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRepoRenamesExported(Ctx&, Txn&, const std::string&);
 Result<std::string> OpRegisterStore(Ctx&, Txn&, const std::string&);
 Result<std::string> OpStoreHeartbeat(Ctx&, Txn&, const std::string&);

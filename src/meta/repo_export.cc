@@ -154,6 +154,30 @@ Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
   return rep.SerializeAsString();
 }
 
+Result<std::string> OpRepoClaimKey(Ctx& c, Txn& t, const std::string& msg) {
+  STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoClaimKeyRequest>(msg, "repo claim key"));
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
+  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
+    return Err(EINVAL, "repo claim key: inode {} is not a file under a data repository link", req.ino());
+  }
+  if (req.key().empty()) return Err(EINVAL, "repo claim key: no key");
+  proto::RepoClaimKeyReply rep;
+  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(rec.repo_root(), req.key())));
+  uint64_t other = owner && owner->size() == 8 ? keys::GetBE(*owner, 0) : 0;
+  if (other == 0 || other == req.ino()) return rep.SerializeAsString();
+  auto held = c.GetInode(t, other);
+  if (!held.ok() || held->repo_key() != req.key()) return rep.SerializeAsString();
+  auto state = RepoStateOf(*held);
+  if (state == proto::RS_RELEASED) {
+    rep.set_held_by(other);
+  } else if (state == proto::RS_RESIDENT) {
+    held->set_repo_state(proto::RS_DIRTY);
+    c.PutInode(t, *held);
+  }
+  return rep.SerializeAsString();
+}
+
 Status NoteRepoDirRename(Ctx& c, Txn& t, const InodeRecord& dir) {
   if (dir.repo_root() == 0 || dir.attr().type() != proto::FT_DIR || dir.has_repo_link()) return Status::Ok();
   STRIA_ASSIGN_OR_RETURN(auto n, Counts(t, dir.repo_root()));

@@ -77,14 +77,6 @@ Result<std::string> OpRepoDirInfo(Ctx& c, Txn& t, const std::string& msg) {
   *rep.mutable_link() = root.repo_link();
   rep.set_prefix(dir.repo_key());
   rep.set_unlisted(dir.repo_unlisted());
-  if (!req.key().empty()) {
-    STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(root.attr().ino(), req.key())));
-    uint64_t ino = owner && owner->size() == 8 ? keys::GetBE(*owner, 0) : 0;
-    if (ino != 0 && ino != req.file()) {
-      auto held = c.GetInode(t, ino);
-      if (held.ok() && RepoStateOf(*held) == proto::RS_RELEASED) rep.set_key_held_by(ino);
-    }
-  }
   return rep.SerializeAsString();
 }
 
