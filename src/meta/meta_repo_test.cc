@@ -65,6 +65,17 @@ class RepoTest : public MetaTest {
     return Call<proto::OpenReply>(proto::OPEN, req);
   }
   Status Open(uint64_t ino, uint32_t flags) { return OpenFile(ino, flags).status(); }
+  // /data linked to s3://bucket/train with the level `dir/` imported and
+  // the files of `dir` imported in it: (data, dir), or zeros on failure.
+  std::pair<uint64_t, uint64_t> LinkedDir(const std::string& dir, std::vector<proto::RepoObject> files) {
+    auto d = Mkdir(1, "data");
+    if (!d.ok() || !RepoLink(d->ino(), "s3://bucket/train").ok() || !Import(d->ino(), {Dir(dir)}, true).ok()) {
+      return {0, 0};
+    }
+    auto sub = Lookup(d->ino(), dir);
+    if (!sub.ok() || !Import(sub->ino(), std::move(files), true).ok()) return {0, 0};
+    return {d->ino(), sub->ino()};
+  }
   Result<proto::Attr> Hydrated(uint64_t ino, uint64_t object_id, std::vector<uint32_t> indexes) {
     proto::RepoHydratedRequest req;
     req.mutable_hydrated()->set_ino(ino);
@@ -358,20 +369,15 @@ TEST_F(RepoTest, HydrationMakesAFileResident) {
 // the bucket. Another file's content sent to that key takes the copy away:
 // the first file is dirty then (to be exported, never released unsent).
 TEST_F(RepoTest, AFileWhoseKeyAnotherTakesIsDirty) {
-  auto d = Mkdir(1, "data");
-  ASSERT_TRUE(d.ok());
-  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
-  ASSERT_TRUE(Import(d->ino(), {Dir("a")}, true).ok());
-  auto a = Lookup(d->ino(), "a");
-  ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(Import(a->ino(), {File("x", 100)}, true).ok());
-  auto x = Lookup(a->ino(), "x");
+  auto [data, a] = LinkedDir("a", {File("x", 100)});
+  ASSERT_NE(a, 0u);
+  auto x = Lookup(a, "x");
   ASSERT_TRUE(x.ok());
   auto h = Hydrated(x->ino(), OpenFile(x->ino(), O_RDONLY)->layout().object_id(), {0});
   ASSERT_TRUE(h.ok()) << h.status().ToString();
   ASSERT_EQ(h->repo_state(), proto::RS_RESIDENT);
-  ASSERT_TRUE(Rename(d->ino(), "a", d->ino(), "b").ok());
-  auto a2 = Mkdir(d->ino(), "a");
+  ASSERT_TRUE(Rename(data, "a", data, "b").ok());
+  auto a2 = Mkdir(data, "a");
   ASSERT_TRUE(a2.ok());
   auto n = Create(a2->ino(), "x");
   ASSERT_TRUE(n.ok());
@@ -386,7 +392,7 @@ TEST_F(RepoTest, AFileWhoseKeyAnotherTakesIsDirty) {
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   EXPECT_EQ(done->attr().repo_state(), proto::RS_RESIDENT);
   EXPECT_EQ(GetAttr(x->ino())->repo_state(), proto::RS_DIRTY);
-  auto counts = CountsOf(d->ino());
+  auto counts = CountsOf(data);
   EXPECT_EQ(counts.dirty_files(), 1u);
   EXPECT_EQ(counts.resident_files(), 1u);
   // Release leaves a dirty file as it is.
@@ -401,20 +407,15 @@ TEST_F(RepoTest, AFileWhoseKeyAnotherTakesIsDirty) {
 // file still at the key keeps it (EBUSY for the export), a resident one
 // turns dirty at once (no release can free it while its copy goes).
 TEST_F(RepoTest, ClaimingAKeyStopsAtAReleasedFileAndDirtiesAResidentOne) {
-  auto d = Mkdir(1, "data");
-  ASSERT_TRUE(d.ok());
-  ASSERT_TRUE(RepoLink(d->ino(), "s3://bucket/train").ok());
-  ASSERT_TRUE(Import(d->ino(), {Dir("a")}, true).ok());
-  auto a = Lookup(d->ino(), "a");
-  ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(Import(a->ino(), {File("x", 100), File("y", 100)}, true).ok());
-  auto x = Lookup(a->ino(), "x");
-  auto y = Lookup(a->ino(), "y");
+  auto [data, a] = LinkedDir("a", {File("x", 100), File("y", 100)});
+  ASSERT_NE(a, 0u);
+  auto x = Lookup(a, "x");
+  auto y = Lookup(a, "y");
   ASSERT_TRUE(x.ok() && y.ok());
   ASSERT_EQ(Hydrated(x->ino(), OpenFile(x->ino(), O_RDONLY)->layout().object_id(), {0})->repo_state(),
             proto::RS_RESIDENT);
-  ASSERT_TRUE(Rename(d->ino(), "a", d->ino(), "b").ok());
-  auto a2 = Mkdir(d->ino(), "a");
+  ASSERT_TRUE(Rename(data, "a", data, "b").ok());
+  auto a2 = Mkdir(data, "a");
   ASSERT_TRUE(a2.ok());
   auto n = Create(a2->ino(), "n");
   ASSERT_TRUE(n.ok());

@@ -16,13 +16,24 @@
 
 namespace stria::meta {
 
+namespace {
+
+// A regular file under a link that the caller may read (the export's
+// steps), or EINVAL/EACCES naming `what`.
+Result<InodeRecord> LinkedFile(Ctx& c, Txn& t, uint64_t ino, const proto::Cred& cred, const char* what) {
+  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, ino));
+  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), cred, kMayRead, what));
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
+    return Err(EINVAL, "{}: inode {} is not a file under a data repository link", what, ino);
+  }
+  return rec;
+}
+
+}  // namespace
+
 Result<std::string> OpRepoExported(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoExportedRequest>(msg, "repo exported"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
-  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
-  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
-    return Err(EINVAL, "repo export: inode {} is not a file under a data repository link", req.ino());
-  }
+  STRIA_ASSIGN_OR_RETURN(auto rec, LinkedFile(c, t, req.ino(), req.cred(), "repo export"));
   if (req.key().empty() || req.etag().empty()) return Err(EINVAL, "repo export: no key or ETag");
   // Uploaded what is still the content: clean now. Otherwise a later
   // export sends the newer content.
@@ -134,11 +145,7 @@ Status CheckRenamable(const InodeRecord& rec, const std::string& name) {
 
 Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoMovedRequest>(msg, "repo moved"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
-  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
-  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
-    return Err(EINVAL, "repo moved: inode {} is not a file under a data repository link", req.ino());
-  }
+  STRIA_ASSIGN_OR_RETURN(auto rec, LinkedFile(c, t, req.ino(), req.cred(), "repo moved"));
   if (req.key().empty() || req.etag().empty()) return Err(EINVAL, "repo moved: no key or ETag");
   auto state = RepoStateOf(rec);
   if ((state == proto::RS_RESIDENT || state == proto::RS_RELEASED) && rec.attr().version() == req.version() &&
@@ -156,11 +163,7 @@ Result<std::string> OpRepoMoved(Ctx& c, Txn& t, const std::string& msg) {
 
 Result<std::string> OpRepoClaimKey(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::RepoClaimKeyRequest>(msg, "repo claim key"));
-  STRIA_ASSIGN_OR_RETURN(auto rec, c.GetInode(t, req.ino()));
-  STRIA_RETURN_IF_ERROR(CheckAccess(rec.attr(), req.cred(), kMayRead, "repo export"));
-  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG) {
-    return Err(EINVAL, "repo claim key: inode {} is not a file under a data repository link", req.ino());
-  }
+  STRIA_ASSIGN_OR_RETURN(auto rec, LinkedFile(c, t, req.ino(), req.cred(), "repo claim key"));
   if (req.key().empty()) return Err(EINVAL, "repo claim key: no key");
   proto::RepoClaimKeyReply rep;
   STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(rec.repo_root(), req.key())));

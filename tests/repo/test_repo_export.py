@@ -45,6 +45,19 @@ def link(cluster, proxy, bucket):
     return d, prefix
 
 
+def linked_bucket(cluster, proxy, bucket, s3c, name, objects, *flags):
+    """A new prefix holding objects ({key: body}), a directory linked to it
+    (with flags) and its metadata imported: (directory, prefix)."""
+    prefix = name + "-" + uuid.uuid4().hex[:8]
+    d = "/" + prefix
+    for k, body in objects.items():
+        s3c.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=body)
+    cluster.stria("mkdir", d)
+    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, *flags)
+    cluster.stria("repo", "import", d)
+    return d, prefix
+
+
 def counts(cluster, d):
     return json.loads(cluster.stria("repo", "status", d, "--json").stdout)["counts"]
 
@@ -362,15 +375,9 @@ def test_a_renamed_directory_is_exported_under_its_new_name(cluster, proxy, buck
     # copies each one's object to its new key on the server, released ones
     # included, then deletes the old keys where the link says so.
     for flag, old_gone in ((["--export-deletes"], True), ([], False)):
-        prefix = "dren-" + uuid.uuid4().hex[:8]
-        d = "/" + prefix
         bodies = {"dir/a.bin": b"a" * 5000, "dir/sub/b.bin": os.urandom(3 * 1024 * 1024 + 7),
                   "dir/sub/c.bin": b"c" * 10}
-        for k, body in bodies.items():
-            s3c.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=body)
-        cluster.stria("mkdir", d)
-        cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, *flag)
-        cluster.stria("repo", "import", d)
+        d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "dren", bodies, *flag)
         run_json(cluster, "repo", "warm", d + "/dir/sub/b.bin")   # resident; the others stay released
         os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
         n = counts(cluster, d)
@@ -401,13 +408,8 @@ def test_a_renamed_directory_is_exported_under_its_new_name(cluster, proxy, buck
 def test_a_moved_released_file_keeps_its_old_key_until_it_is_exported(cluster, proxy, bucket, s3c, mount):
     # A new file under the old name must not overwrite the object the moved
     # (released) file still reads from: an upload there waits for the move.
-    prefix = "hold-" + uuid.uuid4().hex[:8]
-    d = "/" + prefix
     old = os.urandom(100000)
-    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=old)
-    cluster.stria("mkdir", d)
-    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, "--export-deletes")
-    cluster.stria("repo", "import", d)
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "hold", {"dir/x.bin": old}, "--export-deletes")
     os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
     os.mkdir(mount.path + d + "/dir")
     with open(mount.path + d + "/dir/x.bin", "wb") as f:
@@ -431,14 +433,8 @@ def test_directories_that_swapped_names_are_both_exported(cluster, proxy, bucket
     # one another. The export fetches one of them (its content then needs
     # its old key no longer), copies the other on the server, and uploads
     # the fetched one.
-    prefix = "swap-" + uuid.uuid4().hex[:8]
-    d = "/" + prefix
     bodies = {"a/x.bin": os.urandom(30000), "b/x.bin": os.urandom(40000), "a/y.bin": os.urandom(5000)}
-    for k, body in bodies.items():
-        s3c.put_object(Bucket=bucket, Key=f"{prefix}/{k}", Body=body)
-    cluster.stria("mkdir", d)
-    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url)
-    cluster.stria("repo", "import", d)
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "swap", bodies)
     os.rename(mount.path + d + "/a", mount.path + d + "/t")
     os.rename(mount.path + d + "/b", mount.path + d + "/a")
     os.rename(mount.path + d + "/t", mount.path + d + "/b")
@@ -462,13 +458,8 @@ def test_a_resident_file_whose_old_key_another_takes_is_dirty(cluster, proxy, bu
     # A resident file renamed away still had its bucket copy at its old key.
     # A new file exported there overwrites it: the first file is dirty then,
     # so it is not released without its content in the bucket.
-    prefix = "taken-" + uuid.uuid4().hex[:8]
-    d = "/" + prefix
     old = os.urandom(50000)
-    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=old)
-    cluster.stria("mkdir", d)
-    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url)
-    cluster.stria("repo", "import", d)
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "taken", {"dir/x.bin": old})
     run_json(cluster, "repo", "warm", d + "/dir/x.bin")
     os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
     os.mkdir(mount.path + d + "/dir")
@@ -495,13 +486,8 @@ def test_sync_brings_back_no_file_removed_or_renamed_here(cluster, proxy, bucket
     # Until the export, the bucket still has their objects: a sync in
     # between must not take them for new ones. A renamed directory is
     # compared with the level its new name names.
-    prefix = "resync-" + uuid.uuid4().hex[:8]
-    d = "/" + prefix
-    for key in ("gone.txt", "old.txt", "dir/in.txt"):
-        s3c.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=key.encode())
-    cluster.stria("mkdir", d)
-    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url, "--export-deletes")
-    cluster.stria("repo", "import", d)
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "resync",
+                              {key: key.encode() for key in ("gone.txt", "old.txt", "dir/in.txt")}, "--export-deletes")
     os.unlink(mount.path + d + "/gone.txt")
     cluster.stria("cat", d + "/old.txt")                      # resident: a rename needs its data here
     os.rename(mount.path + d + "/old.txt", mount.path + d + "/new.txt")
@@ -536,13 +522,8 @@ def test_mover_backs_off_from_a_moved_file_it_cannot_copy(cluster, proxy, bucket
     # A moved released file whose old object changed in the bucket cannot be
     # copied (its content is nowhere now: `repo sync` refreshes it). The
     # mover says so, then waits longer each time instead of every round.
-    prefix = "stuck-" + uuid.uuid4().hex[:8]
-    d = "/" + prefix
-    s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=b"first")
-    cluster.stria("mkdir", d)
-    cluster.stria("repo", "link", d, f"s3://{bucket}/{prefix}", "--endpoint", proxy.url,
-                  "--auto-export-delay", "1")
-    cluster.stria("repo", "import", d)
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "stuck", {"dir/x.bin": b"first"},
+                              "--auto-export-delay", "1")
     s3c.put_object(Bucket=bucket, Key=f"{prefix}/dir/x.bin", Body=b"second")
     os.rename(mount.path + d + "/dir", mount.path + d + "/moved")
     log = glob.glob(cluster.dir + "/mover/*.log")[0]
