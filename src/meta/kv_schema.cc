@@ -52,5 +52,6 @@ std::string RepoDeletion(uint64_t root, std::string_view key) {
 }
 std::string RepoDeletionPrefix(uint64_t root) { return Key('D', root); }
 std::string RepoKeyOwner(uint64_t root, std::string_view key) { return Key('B', root).append(key); }
+std::string LastUse(uint64_t ino) { return Key('U', ino); }
 
 }  // namespace stria::meta::keys

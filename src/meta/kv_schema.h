@@ -45,5 +45,7 @@ std::string RepoCounts(uint64_t ino);
 std::string RepoDeletion(uint64_t root, std::string_view key);
 std::string RepoDeletionPrefix(uint64_t root);
 std::string RepoKeyOwner(uint64_t root, std::string_view key);
+// When a file under a link was last opened, to the hour (the watermark's LRU).
+std::string LastUse(uint64_t ino);
 
 }  // namespace stria::meta::keys

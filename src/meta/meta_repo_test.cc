@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/util.h"
 #include "meta/meta_test_fixture.h"
 
 namespace stria::meta {
@@ -440,6 +441,26 @@ TEST_F(RepoTest, ClaimingAKeyStopsAtAReleasedFileAndDirtiesAResidentOne) {
   auto plain = Create(1, "plain");
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(claim(plain->attr().ino(), "train/a/x").status().code(), EINVAL);
+}
+
+// The watermark's "last use" of a file under a link outlives a restart of
+// stria-meta (kept to the hour); else its mtime would count.
+TEST_F(RepoTest, LastUseOutlivesARestart) {
+  auto [data, dir] = LinkedDir("a", {File("x", 100)});
+  ASSERT_NE(dir, 0u);
+  auto x = Lookup(dir, "x");
+  ASSERT_TRUE(x.ok());
+  const int64_t before = NowNs();
+  ASSERT_EQ(Hydrated(x->ino(), OpenFile(x->ino(), O_RDONLY)->layout().object_id(), {0})->repo_state(),
+            proto::RS_RESIDENT);
+  Reopen();
+  proto::RepoColdestRequest req;
+  req.set_bytes(1 << 20);
+  auto r = Call<proto::RepoColdestReply>(proto::REPO_COLDEST, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->files_size(), 1);
+  EXPECT_EQ(r->files(0).ino(), x->ino());
+  EXPECT_GE(r->files(0).last_use_ns(), before);   // the import's mtime is years older
 }
 
 }  // namespace

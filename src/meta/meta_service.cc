@@ -547,6 +547,7 @@ Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {
   IndexRepoKey(t, &rec, nullptr);
   t.Delete(keys::Inode(ino));
   t.Delete(keys::Orphan(ino));
+  t.Delete(keys::LastUse(ino));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   std::string prefix = keys::XattrPrefix(ino);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

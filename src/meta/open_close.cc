@@ -2,6 +2,8 @@
 // close of an unlinked file frees it.
 #include <fcntl.h>
 
+#include <spdlog/spdlog.h>
+
 #include "common/util.h"
 #include "meta/kv_schema.h"
 #include "meta/meta_service.h"
@@ -16,6 +18,25 @@ Status OpenForSession(Ctx& c, uint64_t session, uint64_t ino) {
   c.sessions.AddOpen(session, ino, MonoMs());
   return Status::Ok();
 }
+
+namespace {
+
+// A file under a link: its last use outlives a restart of stria-meta, so
+// that the watermark's release keeps what was read lately. It is kept to
+// the hour, and written without a sync of its own (the next synced commit
+// takes it along): a hint, not a change to the file.
+void NoteRepoUse(Ctx& c, const InodeRecord& rec) {
+  constexpr int64_t kStep = 3600LL * 1000000000;
+  const uint64_t ino = rec.attr().ino();
+  const int64_t now = NowNs(), seen = c.sessions.LastUse(ino);
+  if (rec.repo_root() == 0 || rec.attr().type() != proto::FT_REG || (seen && now - seen < kStep)) return;
+  std::string v;
+  keys::PutBE(v, static_cast<uint64_t>(now), 8);
+  auto st = c.db()->Put(rocksdb::WriteOptions(), keys::LastUse(ino), v);
+  if (!st.ok()) spdlog::warn("inode {}: last use not kept: {}", ino, st.ToString());
+}
+
+}  // namespace
 
 Result<std::string> OpOpen(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::OpenRequest>(msg, "open"));
@@ -33,6 +54,7 @@ Result<std::string> OpOpen(Ctx& c, Txn& t, const std::string& msg) {
   // A released file: the reads fetch from the bucket what is not in yet
   // (a writer hydrates it whole first).
   STRIA_ASSIGN_OR_RETURN(auto source, SourceOf(c, t, rec));
+  NoteRepoUse(c, rec);
   STRIA_RETURN_IF_ERROR(OpenForSession(c, req.session(), req.ino()));
   proto::OpenReply rep;
   *rep.mutable_attr() = rec.attr();

@@ -94,7 +94,9 @@ Result<std::string> OpRepoColdest(Ctx& c, Txn& t, const std::string& msg) {
     proto::RepoColdFile f;
     f.set_ino(rec.attr().ino());
     f.set_size(rec.attr().size());
-    f.set_last_use_ns(std::max(c.sessions.LastUse(rec.attr().ino()), rec.attr().mtime_ns()));
+    STRIA_ASSIGN_OR_RETURN(auto kept, t.Get(keys::LastUse(rec.attr().ino())));
+    int64_t stored = kept && kept->size() == 8 ? static_cast<int64_t>(keys::GetBE(*kept, 0)) : 0;
+    f.set_last_use_ns(std::max({c.sessions.LastUse(rec.attr().ino()), stored, rec.attr().mtime_ns()}));
     files.push_back(std::move(f));
   }
   if (!it->status().ok()) return Err(EIO, "repo coldest: {}", it->status().ToString());
@@ -108,7 +110,6 @@ Result<std::string> OpRepoColdest(Ctx& c, Txn& t, const std::string& msg) {
     sum += f.size();
     *rep.add_files() = std::move(f);
   }
-  (void)t;
   return rep.SerializeAsString();
 }
 
