@@ -518,28 +518,32 @@ void MetaService::IndexRepoKey(Txn& t, const InodeRecord* before, const InodeRec
     if (v.ok() && *v && **v == owner) t.Delete(k0);   // another file may hold it now
   }
   if (!k1.empty()) {
-    // Another file whose content was at this key (it was renamed away and
-    // not exported yet) has lost its copy in the bucket: a resident one
-    // is dirty now, so that it is exported and never released unsent.
-    auto prev = t.Get(k1);
-    if (prev.ok() && *prev && (*prev)->size() == 8 && **prev != owner) {
-      uint64_t other = keys::GetBE(**prev, 0);
-      auto rec = GetInode(t, other);
-      if (rec.ok() && rec->repo_root() == after->repo_root() && rec->repo_key() == after->repo_key()) {
-        auto state = RepoStateOf(*rec);
-        if (state == proto::RS_RESIDENT) {
-          rec->set_repo_state(proto::RS_DIRTY);
-          PutInode(t, *rec);   // its key is unchanged: no recursion into this index
-        } else if (state == proto::RS_RELEASED) {
-          spdlog::error("repo key {} of inode {} now holds inode {}'s content: inode {} (released) has lost its "
-                        "only copy", after->repo_key(), other, ino, other);
-        }
-      }
+    // The export claimed it first (REPO_CLAIM_KEY): this catches what
+    // changed since.
+    if (uint64_t lost = TakeRepoKey(t, after->repo_root(), after->repo_key(), ino)) {
+      spdlog::error("repo key {} now holds inode {}'s content: inode {} (released) has lost its only copy",
+                    after->repo_key(), ino, lost);
     }
     t.Put(k1, owner);
     // The key holds this file's content now: not to be deleted.
     t.Delete(keys::RepoDeletion(after->repo_root(), after->repo_key()));
   }
+}
+
+uint64_t MetaService::TakeRepoKey(Txn& t, uint64_t root, const std::string& key, uint64_t ino) {
+  auto owner = t.Get(keys::RepoKeyOwner(root, key));
+  if (!owner.ok() || !*owner || (*owner)->size() != 8) return 0;
+  uint64_t other = keys::GetBE(**owner, 0);
+  if (other == ino) return 0;
+  auto rec = GetInode(t, other);
+  if (!rec.ok() || rec->repo_root() != root || rec->repo_key() != key) return 0;
+  auto state = RepoStateOf(*rec);
+  if (state == proto::RS_RELEASED) return other;
+  if (state == proto::RS_RESIDENT) {
+    rec->set_repo_state(proto::RS_DIRTY);
+    PutInode(t, *rec);   // its key is unchanged: IndexRepoKey does nothing for it
+  }
+  return 0;
 }
 
 Status MetaService::DeleteInode(Txn& t, const InodeRecord& rec) {

@@ -102,6 +102,12 @@ class MetaService {
   // Keeps the bucket-key owners (keys::RepoKeyOwner) in step with a file's
   // repo_key; a key taken cancels its pending deletion.
   void IndexRepoKey(Txn& t, const meta::InodeRecord* before, const meta::InodeRecord* after);
+  // File `ino`'s content is about to take (or took) bucket key `key` of
+  // link `root`. Another file whose content is still there (renamed away,
+  // not exported yet) loses its copy in the bucket: a resident one turns
+  // dirty (exported again, never released unsent). Returns a released one,
+  // which has no other copy (0: none), and changes nothing for it.
+  uint64_t TakeRepoKey(Txn& t, uint64_t root, const std::string& key, uint64_t ino);
   // Builds them once for metadata written before they existed.
   Status BuildRepoKeyIndex();
   Status QueueGarbage(Txn& t, const proto::Layout& layout);

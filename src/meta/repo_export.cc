@@ -167,18 +167,7 @@ Result<std::string> OpRepoClaimKey(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto rec, LinkedFile(c, t, req.ino(), req.cred(), "repo claim key"));
   if (req.key().empty()) return Err(EINVAL, "repo claim key: no key");
   proto::RepoClaimKeyReply rep;
-  STRIA_ASSIGN_OR_RETURN(auto owner, t.Get(keys::RepoKeyOwner(rec.repo_root(), req.key())));
-  uint64_t other = owner && owner->size() == 8 ? keys::GetBE(*owner, 0) : 0;
-  if (other == 0 || other == req.ino()) return rep.SerializeAsString();
-  auto held = c.GetInode(t, other);
-  if (!held.ok() || held->repo_key() != req.key()) return rep.SerializeAsString();
-  auto state = RepoStateOf(*held);
-  if (state == proto::RS_RELEASED) {
-    rep.set_held_by(other);
-  } else if (state == proto::RS_RESIDENT) {
-    held->set_repo_state(proto::RS_DIRTY);
-    c.PutInode(t, *held);
-  }
+  rep.set_held_by(c.TakeRepoKey(t, rec.repo_root(), req.key(), req.ino()));
   return rep.SerializeAsString();
 }
 
