@@ -454,6 +454,25 @@ def test_directories_that_swapped_names_are_both_exported(cluster, proxy, bucket
             assert f.read() == bodies[k], name
 
 
+def test_the_mover_exports_directories_that_swapped_names(cluster, proxy, bucket, s3c, mount):
+    # The same ring on an auto-exporting link: stria-mover breaks it too.
+    bodies = {"a/x.bin": os.urandom(20000), "b/x.bin": os.urandom(25000)}
+    d, prefix = linked_bucket(cluster, proxy, bucket, s3c, "mswap", bodies, "--auto-export-delay", "1")
+    os.rename(mount.path + d + "/a", mount.path + d + "/t")
+    os.rename(mount.path + d + "/b", mount.path + d + "/a")
+    os.rename(mount.path + d + "/t", mount.path + d + "/b")
+    deadline = time.monotonic() + 60
+    while counts(cluster, d)["renames_exported"] != 3:
+        assert time.monotonic() < deadline, f"not exported within 60 s: {counts(cluster, d)}"
+        time.sleep(0.2)
+    assert body_of(s3c, bucket, f"{prefix}/a/x.bin") == bodies["b/x.bin"]
+    assert body_of(s3c, bucket, f"{prefix}/b/x.bin") == bodies["a/x.bin"]
+    n = counts(cluster, d)
+    assert n["dirty_files"] == 0 and n["resident_files"] == 1 and n["released_files"] == 1, n
+    with open(mount.path + d + "/a/x.bin", "rb") as f:
+        assert f.read() == bodies["b/x.bin"]
+
+
 def test_a_resident_file_whose_old_key_another_takes_is_dirty(cluster, proxy, bucket, s3c, mount):
     # A resident file renamed away still had its bucket copy at its old key.
     # A new file exported there overwrites it: the first file is dirty then,
