@@ -7,13 +7,15 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
 #include <mutex>
-#include <thread>
+#include <new>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -42,6 +44,24 @@ Status Sys(int err, const std::string& what) {
 }
 
 constexpr uint64_t kDirectAlign = 4096;   // O_DIRECT's alignment on any disk we expect
+
+// A kDirectAlign-aligned buffer of at least n bytes, this thread's own; it
+// grows to the largest write the thread has staged and is kept.
+char* DirectStaging(size_t n) {
+  struct Buf {
+    char* p = nullptr;
+    size_t size = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (buf.size < n) {
+    std::free(buf.p);
+    buf.size = (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    buf.p = static_cast<char*>(std::aligned_alloc(kDirectAlign, buf.size));
+    if (!buf.p) throw std::bad_alloc();
+  }
+  return buf.p;
+}
 
 Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::string& what) {
   while (n > 0) {
@@ -194,11 +214,19 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     crcs[i] = BlockCrc(block);
   }
   size_t body = 0;   // bytes written with O_DIRECT
-  if (direct && off % kDirectAlign == 0 && reinterpret_cast<uintptr_t>(data) % kDirectAlign == 0) {
+  if (direct && off % kDirectAlign == 0) {
     body = len / kDirectAlign * kDirectAlign;
     Fd dfd(body ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT) : -1);
     if (dfd.fd >= 0) {
-      STRIA_RETURN_IF_ERROR(PwriteAll(dfd.fd, data, body, off, what + " (direct)"));
+      const char* src = data;
+      if (reinterpret_cast<uintptr_t>(data) % kDirectAlign != 0) {
+        // O_DIRECT needs aligned memory too. Copying into a buffer this
+        // thread keeps costs far less than the page cache's copy into
+        // newly allocated pages, which is what a buffered write pays.
+        src = DirectStaging(body);
+        std::memcpy(const_cast<char*>(src), data, body);
+      }
+      STRIA_RETURN_IF_ERROR(PwriteAll(dfd.fd, src, body, off, what + " (direct)"));
     } else if (body && errno != EINVAL) {
       return Sys(errno, what + " (direct)");
     } else {

@@ -7,6 +7,7 @@ namespace stria::store {
 namespace {
 constexpr uint64_t kMaxIo = 64ull << 20;
 constexpr uint64_t kInlineRead = 128 << 10;   // bytes a read may be served on the io thread
+constexpr uint64_t kDirectWrite = 128 << 10;  // bytes from which a write skips the page cache
 constexpr uint64_t kMaxOffset = 1ull << 60;
 
 // Offsets and lengths are checked before any disk work: a bad request must
@@ -92,8 +93,9 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
         if (Status st = CheckRange("write", req.offset(), raw.payload.size()); !st.ok()) return resp.Fail(st);
         auto payload = std::make_shared<std::string>(std::move(raw.payload));
         pool_->Post([this, t, req = std::move(req), payload, resp] {
+          // Large writes bypass the store's page cache (object_store.h).
           Status st = t->Write(req.ino(), req.index(), req.offset(), payload->data(), payload->size(),
-                               req.sync());
+                               req.sync(), /*direct=*/payload->size() >= kDirectWrite);
           Forget(t, req.ino(), req.index());
           if (!st.ok()) return resp.Fail(st);
           bytes_written_->Inc(payload->size());
