@@ -214,7 +214,7 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     crcs[i] = BlockCrc(block);
   }
   size_t body = 0;   // bytes written with O_DIRECT
-  if (direct && off % kDirectAlign == 0) {
+  if (direct && off % kDirectAlign == 0 && direct_ok_.load(std::memory_order_relaxed)) {
     body = len / kDirectAlign * kDirectAlign;
     Fd dfd(body ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT) : -1);
     if (dfd.fd >= 0) {
@@ -226,7 +226,15 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
         src = DirectStaging(body);
         std::memcpy(const_cast<char*>(src), data, body);
       }
-      STRIA_RETURN_IF_ERROR(PwriteAll(dfd.fd, src, body, off, what + " (direct)"));
+      Status st = PwriteAll(dfd.fd, src, body, off, what + " (direct)");
+      if (st.code() == EINVAL) {
+        // A disk that wants a larger alignment: this target writes
+        // buffered from now on (the body is written again below).
+        direct_ok_ = false;
+        body = 0;
+      } else if (!st.ok()) {
+        return st;
+      }
     } else if (body && errno != EINVAL) {
       return Sys(errno, what + " (direct)");
     } else {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -40,9 +41,11 @@ class Target {
 
   // sync: also makes the object durable (as Fsync), before returning.
   // direct: the 4 KiB-aligned body goes to the disk with O_DIRECT, past the
-  // page cache (no copy, and no page cache filled with data its caller
-  // keeps in memory anyway); needs offset and data 4 KiB-aligned, else (or
-  // where the file system refuses O_DIRECT) the write is buffered.
+  // page cache (no copy into newly allocated pages, and no page cache
+  // filled with data its caller keeps in memory anyway). Data that is not
+  // 4 KiB-aligned in memory is staged through an aligned buffer first. An
+  // unaligned offset, or a file system that refuses O_DIRECT (at open, or
+  // with EINVAL at the write), gets a buffered write.
   Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len,
                bool sync = false, bool direct = false);
   // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
@@ -93,6 +96,7 @@ class Target {
   std::mutex new_mu_;
   std::set<std::pair<uint64_t, uint32_t>> created_;   // GUARDED_BY(new_mu_): not yet in a synced dir
   std::set<uint64_t> new_buckets_;                    // GUARDED_BY(new_mu_): not yet in a synced objects/
+  std::atomic<bool> direct_ok_{true};                 // false once an O_DIRECT write got EINVAL
   metrics::Counter* crc_errors_ = nullptr;
 };
 
