@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -45,21 +46,16 @@ Status Sys(int err, const std::string& what) {
 
 constexpr uint64_t kDirectAlign = 4096;   // O_DIRECT's alignment on any disk we expect
 
-// A kDirectAlign-aligned buffer of at least n bytes, this thread's own; it
-// grows to the largest write the thread has staged and is kept.
-char* DirectStaging(size_t n) {
+constexpr size_t kDirectStage = 4 << 20;   // bytes staged for O_DIRECT at a time
+
+// This thread's kDirectStage bytes, kDirectAlign-aligned, kept for its life.
+char* DirectStaging() {
   struct Buf {
-    char* p = nullptr;
-    size_t size = 0;
+    char* p = static_cast<char*>(std::aligned_alloc(kDirectAlign, kDirectStage));
     ~Buf() { std::free(p); }
   };
   thread_local Buf buf;
-  if (buf.size < n) {
-    std::free(buf.p);
-    buf.size = (n + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-    buf.p = static_cast<char*>(std::aligned_alloc(kDirectAlign, buf.size));
-    if (!buf.p) throw std::bad_alloc();
-  }
+  if (!buf.p) throw std::bad_alloc();
   return buf.p;
 }
 
@@ -218,15 +214,20 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     body = len / kDirectAlign * kDirectAlign;
     Fd dfd(body ? ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DIRECT) : -1);
     if (dfd.fd >= 0) {
-      const char* src = data;
-      if (reinterpret_cast<uintptr_t>(data) % kDirectAlign != 0) {
+      Status st;
+      if (reinterpret_cast<uintptr_t>(data) % kDirectAlign == 0) {
+        st = PwriteAll(dfd.fd, data, body, off, what + " (direct)");
+      } else {
         // O_DIRECT needs aligned memory too. Copying into a buffer this
         // thread keeps costs far less than the page cache's copy into
         // newly allocated pages, which is what a buffered write pays.
-        src = DirectStaging(body);
-        std::memcpy(const_cast<char*>(src), data, body);
+        char* stage = DirectStaging();
+        for (size_t done = 0; done < body && st.ok(); done += kDirectStage) {
+          size_t piece = std::min<size_t>(kDirectStage, body - done);
+          std::memcpy(stage, data + done, piece);
+          st = PwriteAll(dfd.fd, stage, piece, off + done, what + " (direct)");
+        }
       }
-      Status st = PwriteAll(dfd.fd, src, body, off, what + " (direct)");
       if (st.code() == EINVAL) {
         // A disk that wants a larger alignment: this target writes
         // buffered from now on (the body is written again below).
