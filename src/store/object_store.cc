@@ -229,8 +229,8 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
         }
       }
       if (st.code() == EINVAL) {
-        // A disk that wants a larger alignment: this target writes
-        // buffered from now on (the body is written again below).
+        // A disk that wants a larger alignment: as above (the body is
+        // written again below).
         direct_ok_ = false;
         body = 0;
       } else if (!st.ok()) {
@@ -239,7 +239,8 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     } else if (body && errno != EINVAL) {
       return Sys(errno, what + " (direct)");
     } else {
-      body = 0;   // no O_DIRECT here (tmpfs): buffered
+      if (body) direct_ok_ = false;   // no O_DIRECT here (old tmpfs): buffered from now on
+      body = 0;
     }
   }
   if (body < len) STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data + body, len - body, off + body, what));

@@ -96,7 +96,7 @@ class Target {
   std::mutex new_mu_;
   std::set<std::pair<uint64_t, uint32_t>> created_;   // GUARDED_BY(new_mu_): not yet in a synced dir
   std::set<uint64_t> new_buckets_;                    // GUARDED_BY(new_mu_): not yet in a synced objects/
-  std::atomic<bool> direct_ok_{true};                 // false once an O_DIRECT write got EINVAL
+  std::atomic<bool> direct_ok_{true};                 // false once O_DIRECT got EINVAL (open or write)
   metrics::Counter* crc_errors_ = nullptr;
 };
 
