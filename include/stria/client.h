@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -231,6 +232,16 @@ class Client {
   Result<int> Open(const std::string& path, int flags, uint32_t mode = 0644);
   Result<size_t> Read(int fd, void* buf, size_t n);
   Result<size_t> Pread(int fd, void* buf, size_t n, uint64_t offset);
+  // Pread without waiting, for a read that one store answers in one round
+  // trip: done runs once, on the client's network thread (it must not call
+  // the client back and wait), with the bytes (valid during the call; short
+  // only at the end of the file) or the error. Returns false, and never
+  // calls done, for a read that Pread must do (larger than kAsyncReadMax, over
+  // two stripes, unsent writes, read-ahead, a released file, the read
+  // cache). fd must stay open until done has run.
+  using ReadDone = std::function<void(Result<std::span<const char>>)>;
+  static constexpr size_t kAsyncReadMax = 128 * 1024;
+  bool PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done);
   Result<size_t> Write(int fd, const void* buf, size_t n);
   Result<size_t> Pwrite(int fd, const void* buf, size_t n, uint64_t offset);
   Result<uint64_t> Seek(int fd, int64_t offset, int whence);

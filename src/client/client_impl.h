@@ -182,6 +182,18 @@ struct Client::Impl {
   std::mutex s3_mu;
   std::map<std::string, std::shared_ptr<repo::S3Client>> s3;   // GUARDED_BY(s3_mu)
 
+  // Reads started by Client::PreadAsync whose done has not yet run (one
+  // that failed retries as Pread on a thread of its own): the client waits
+  // for them before it goes.
+  std::mutex async_mu;
+  std::condition_variable async_cv;
+  int async_reads = 0;       // GUARDED_BY(async_mu)
+  bool async_stop = false;   // GUARDED_BY(async_mu)
+  void AsyncReadDone() {
+    std::lock_guard lk(async_mu);
+    if (--async_reads == 0) async_cv.notify_all();
+  }
+
   std::thread heartbeat;
   std::mutex hb_mu;
   std::condition_variable hb_cv;
@@ -217,6 +229,8 @@ struct Client::Impl {
   // retryable error (a store restarting, a lost connection) until the
   // deadline. Errors name what, the target and its store.
   Status RunStoreOps(std::vector<client::StoreOp>& ops, const std::string& what);
+  // A store's error for target, as "what: target T at ADDR: message".
+  Status StoreError(const Status& st, uint32_t target, const std::string& what);
   // The store writes of [offset, offset+len) of data (sync: each one makes
   // its object durable too). Wrote records them as sent.
   Result<std::vector<client::StoreOp>> WriteOps(client::OpenFile& f, uint64_t offset,
@@ -256,6 +270,9 @@ struct Client::Impl {
   // Waits for a prefetch taken from f at gen and puts it in f's read cache
   // if f has not changed since.
   void TakePrefetch(client::OpenFile& f, const std::shared_ptr<client::Prefetch>& pf, uint64_t gen);
+  // How far past [offset, offset+n) a read of f fetches into its read
+  // cache (0: not at all); notes the read for the next one's guess.
+  uint64_t ReadAheadLocked(client::OpenFile& f, uint64_t offset, size_t n);
   // One try of Client::Pread (which retries it after a Refresh).
   Result<size_t> PreadOnce(int fd, void* buf, size_t n, uint64_t offset);
   // Sends the write buffer and waits until it (and any batch in flight)

@@ -67,6 +67,11 @@ Layout ToLayout(const proto::Layout& l) {
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Client::~Client() {
+  {
+    std::unique_lock lk(impl_->async_mu);
+    impl_->async_stop = true;
+    impl_->async_cv.wait(lk, [&] { return impl_->async_reads == 0; });
+  }
   std::vector<int> fds;
   {
     std::lock_guard lk(impl_->mu);

@@ -27,6 +27,17 @@ bool CanRead(int flags) { return AccMode(flags) == O_RDONLY || AccMode(flags) ==
 
 }  // namespace
 
+Status Client::Impl::StoreError(const Status& st, uint32_t target, const std::string& what) {
+  std::string addr;
+  {
+    std::lock_guard lk(mu);
+    auto it = targets.find(target);
+    if (it != targets.end()) addr = it->second.address();
+  }
+  return Status(st.code(), fmt::format("{}: target {}{}: {}", what, target, addr.empty() ? "" : " at " + addr,
+                                       st.message()));
+}
+
 Status Client::Impl::RunStoreOps(std::vector<StoreOp>& ops, const std::string& what) {
   Client::Impl& impl = *this;
   auto deadline = Clock::now() + impl.opt.timeout;
@@ -75,16 +86,7 @@ Status Client::Impl::RunStoreOps(std::vector<StoreOp>& ops, const std::string& w
       all_done = false;
       const Status& st = op.result.status;
       bool retry = st.retryable() || st.code() == ENXIO;
-      if (!retry || Clock::now() + backoff >= deadline) {
-        std::string addr;
-        {
-          std::lock_guard lk(impl.mu);
-          auto it = impl.targets.find(op.target);
-          if (it != impl.targets.end()) addr = it->second.address();
-        }
-        return Status(st.code(), fmt::format("{}: target {}{}: {}", what, op.target,
-                                             addr.empty() ? "" : " at " + addr, st.message()));
-      }
+      if (!retry || Clock::now() + backoff >= deadline) return impl.StoreError(st, op.target, what);
     }
     // Only failed ops wait and retry; a round where all succeeded is done.
     if (all_done) return Status::Ok();
@@ -468,6 +470,18 @@ Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
   return done;
 }
 
+uint64_t Client::Impl::ReadAheadLocked(OpenFile& f, uint64_t offset, size_t n) {
+  uint64_t window = 0;
+  bool sequential = offset == f.last_read_end || offset == 0;
+  uint64_t row = f.layout.stripe_size() * std::max<uint32_t>(1, f.layout.stripe_count());
+  if (opt.readahead > 0 && sequential) {
+    window = std::max<uint64_t>(opt.readahead, row);
+    window = n < window ? std::min<uint64_t>(window, f.size - offset) : 0;
+  }
+  f.last_read_end = offset + n;
+  return window;
+}
+
 Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t offset) {
   STRIA_ASSIGN_OR_RETURN(auto h, GetHandle(fd));
   OpenFile* f = h->file.get();
@@ -498,13 +512,7 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
       f->last_read_end = offset + n;
       return n;
     }
-    bool sequential = offset == f->last_read_end || offset == 0;
-    uint64_t row = f->layout.stripe_size() * std::max<uint32_t>(1, f->layout.stripe_count());
-    if (opt.readahead > 0 && sequential) {
-      window = std::max<uint64_t>(opt.readahead, row);
-      window = n < window ? std::min<uint64_t>(window, f->size - offset) : 0;
-    }
-    f->last_read_end = offset + n;
+    window = ReadAheadLocked(*f, offset, n);
     layout = f->layout;
     path = h->path;
     gen = f->gen;
@@ -540,6 +548,80 @@ Result<size_t> Client::Pread(int fd, void* buf, size_t n, uint64_t offset) {
     }
     STRIA_RETURN_IF_ERROR(impl_->Refresh(*h->file, "read " + h->path));
   }
+}
+
+bool Client::PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done) {
+  if (n == 0 || n > kAsyncReadMax) return false;
+  auto h = impl_->GetHandle(fd);
+  if (!h.ok()) return false;   // Pread reports it
+  OpenFile* f = (*h)->file.get();
+  Chunk c;
+  proto::ObjReadRequest req;
+  std::string what;
+  {
+    std::lock_guard lk(f->mu);
+    // What Pread does in more than one round trip, or does first, is left
+    // to it: unsent writes, the prefetch of a small file, released files,
+    // the read cache and read-ahead.
+    if (!CanRead((*h)->flags) && !(*h)->cache_reads) return false;
+    if (f->type != proto::FT_REG || f->source || f->prefetch || !f->wb.empty() || f->flying) return false;
+    if (offset >= f->size) return false;
+    n = static_cast<size_t>(std::min<uint64_t>(n, f->size - offset));
+    if (offset >= f->rc_offset && offset + n <= f->rc_offset + f->rc.size()) return false;
+    const proto::Layout& l = f->layout;
+    if (l.stripe_count() == 0 || l.targets_size() < static_cast<int>(l.stripe_count())) return false;
+    auto chunks = client::SplitRange(l.stripe_size(), l.stripe_count(), offset, n);
+    if (chunks.size() != 1) return false;
+    if (impl_->ReadAheadLocked(*f, offset, n) > 0) return false;
+    c = chunks[0];
+    req.set_target(l.targets(c.object));
+    req.set_ino(l.object_id());
+    req.set_index(c.object);
+    req.set_offset(c.object_offset);
+    req.set_length(static_cast<uint32_t>(c.length));
+    what = "read " + (*h)->path;
+  }
+  auto ch = impl_->StoreFor(req.target());
+  if (!ch.ok()) return false;   // Pread waits for the store, or reports it
+  {
+    std::lock_guard lk(impl_->async_mu);
+    if (impl_->async_stop) return false;
+    impl_->async_reads++;
+  }
+  struct Pending {
+    std::unique_ptr<char[]> buf;
+    size_t n;
+    ReadDone done;
+  };
+  auto p = std::make_shared<Pending>(Pending{std::unique_ptr<char[]>(new char[n]), n, std::move(done)});
+  rpc::CallOptions co;
+  co.timeout = impl_->opt.timeout;
+  co.into = std::span<char>(p->buf.get(), n);
+  uint32_t target = req.target();
+  (*ch)->Call(proto::OBJ_READ, req.SerializeAsString(), {}, co,
+              [this, p, fd, offset, target, what = std::move(what)](rpc::CallResult&& r) {
+    if (r.status.ok()) {
+      // Short reads are holes or the object's end inside the file: zeros.
+      size_t got = std::min(r.payload_len, p->n);
+      if (!r.payload.empty()) std::memcpy(p->buf.get(), r.payload.data(), got);
+      std::memset(p->buf.get() + got, 0, p->n - got);
+      p->done(std::span<const char>(p->buf.get(), p->n));
+    } else if (!r.status.retryable() && r.status.code() != ENXIO) {
+      p->done(impl_->StoreError(r.status, target, what));
+    } else {
+      // A store restarting or a lost connection: Pread's retries, on a
+      // thread of their own (this one delivers every reply of the client).
+      std::thread([this, p, fd, offset] {
+        auto got = Pread(fd, p->buf.get(), p->n, offset);
+        if (got.ok()) p->done(std::span<const char>(p->buf.get(), *got));
+        else p->done(got.status());
+        impl_->AsyncReadDone();
+      }).detach();
+      return;
+    }
+    impl_->AsyncReadDone();
+  });
+  return true;
 }
 
 Result<size_t> Client::Read(int fd, void* buf, size_t n) {

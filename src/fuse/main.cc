@@ -243,6 +243,7 @@ int Run(Args& a, int report_fd) {
   fuse_loop_cfg_destroy(cfg);
   if (readahead.joinable()) readahead.join();
   spdlog::info("session loop ended ({}): unmounting {}", rc, a.mountpoint);
+  fs.CloseClient();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -529,6 +529,15 @@ thread_local std::vector<char> tls_read_buf;
 
 void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
+  // A small read that one store answers is replied to from the client's
+  // network thread as the bytes arrive: handing them back to this worker
+  // would cost a thread wake-up per read.
+  bool started = fs->client().PreadAsync(static_cast<int>(fi->fh), size, static_cast<uint64_t>(off),
+                                         [req](Result<std::span<const char>> r) {
+    if (!r.ok()) return ReplyErr(req, r.status(), "read");
+    fuse_reply_buf(req, r->data(), r->size());
+  });
+  if (started) return;
   if (tls_read_buf.size() < size) tls_read_buf.resize(size);
   auto r = fs->client().Pread(static_cast<int>(fi->fh), tls_read_buf.data(), size, static_cast<uint64_t>(off));
   if (!r.ok()) return ReplyErr(req, r.status(), "read");

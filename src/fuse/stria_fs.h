@@ -34,6 +34,10 @@ class StriaFs {
   void set_session(fuse_session* se) { se_ = se; }
 
   Client& client() { return *client_; }
+  // Closes the client once the session loop has ended: its files are
+  // flushed, and the reads it answers from its own thread have all been
+  // replied to before the session goes.
+  void CloseClient() { client_.reset(); }
   const MountOptions& options() const { return opt_; }
   InodeTable& inodes() { return inodes_; }
   fuse_session* session() const { return se_; }

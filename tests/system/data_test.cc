@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "tests/system/cluster.h"
 
@@ -213,6 +216,84 @@ TEST_F(DataTest, PrefetchAtOpenServesOnlyTheVersionOpened) {
   EXPECT_EQ(got.substr(0, 14), "3333333333xyz3");
   ASSERT_OK(client_->Close(*rw));
   ASSERT_OK(client_->Close(ro->fd));
+}
+
+// What PreadAsync answers from one store in one round trip gives the bytes
+// Pread gives; what it leaves to Pread it refuses without calling back.
+TEST_F(DataTest, AsyncReadsMatchPread) {
+  const std::string path = "/async";
+  ASSERT_OK(client_->SetLayout(path, 3, 64 * 1024));
+  std::mt19937_64 rng(TestSeed());
+  std::string ref(700000, '\0');
+  Fill(rng, ref.data(), 300000);   // then a hole, then a tail
+  Fill(rng, ref.data() + 500000, 200000);
+  {
+    auto fd = client_->Open(path, O_CREAT | O_WRONLY, 0644);
+    ASSERT_OK(fd);
+    ASSERT_OK(client_->Pwrite(*fd, ref.data(), 300000, 0));
+    ASSERT_OK(client_->Pwrite(*fd, ref.data() + 500000, 200000, 500000));
+    ASSERT_OK(client_->Close(*fd));
+  }
+  auto fd = client_->Open(path, O_RDONLY);
+  ASSERT_OK(fd);
+  struct Got {
+    std::mutex mu;
+    std::condition_variable cv;
+    int calls = 0;
+    Status st;
+    std::string bytes;
+  };
+  auto read_async = [&](uint64_t off, size_t n, std::string* out) -> Result<bool> {
+    auto g = std::make_shared<Got>();
+    bool started = client_->PreadAsync(*fd, n, off, [g](Result<std::span<const char>> r) {
+      std::lock_guard lk(g->mu);
+      g->calls++;
+      if (r.ok()) g->bytes.assign(r->data(), r->size());
+      else g->st = r.status();
+      g->cv.notify_all();
+    });
+    if (!started) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::lock_guard lk(g->mu);
+      EXPECT_EQ(g->calls, 0) << "a refused read must not call back";
+      return false;
+    }
+    std::unique_lock lk(g->mu);
+    g->cv.wait(lk, [&] { return g->calls > 0; });
+    if (!g->st.ok()) return g->st;
+    *out = g->bytes;
+    return true;
+  };
+  int started = 0;
+  for (int i = 0; i < 300; i++) {
+    uint64_t off = rng() % (ref.size() + 1000);
+    size_t n = 1 + rng() % (i % 3 == 0 ? 200000 : 16384);
+    std::string got;
+    auto r = read_async(off, n, &got);
+    ASSERT_OK(r);
+    if (!*r) continue;
+    started++;
+    std::string want = off >= ref.size() ? "" : ref.substr(off, n);
+    ASSERT_EQ(got.size(), want.size()) << "at " << off << " n " << n;
+    ASSERT_TRUE(got == want) << "at " << off << " n " << n;
+  }
+  EXPECT_GT(started, 100);
+  std::string got;
+  // Over a stripe boundary, and larger than kAsyncReadMax: Pread's.
+  EXPECT_FALSE(*read_async(64 * 1024 - 10, 20, &got));
+  EXPECT_FALSE(*read_async(0, Client::kAsyncReadMax + 1, &got));
+  // Past the end: Pread's (it answers 0 bytes at once).
+  EXPECT_FALSE(*read_async(ref.size(), 10, &got));
+  // Bytes written through this client and not yet sent: Pread's, which
+  // flushes them first.
+  auto rw = client_->Open(path, O_RDWR);
+  ASSERT_OK(rw);
+  ASSERT_OK(client_->Pwrite(*rw, "abc", 3, 100));
+  EXPECT_FALSE(*read_async(90, 20, &got));
+  ASSERT_OK(client_->Close(*rw));
+  ASSERT_TRUE(*read_async(90, 20, &got));
+  EXPECT_EQ(got, ref.substr(90, 10) + "abc" + ref.substr(103, 7));
+  ASSERT_OK(client_->Close(*fd));
 }
 
 TEST_F(DataTest, SparseFileReadsZeros) {

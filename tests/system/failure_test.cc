@@ -8,6 +8,8 @@
 #include <asio.hpp>
 #include <filesystem>
 #include <httplib.h>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "common/rpc.h"
@@ -124,6 +126,84 @@ TEST(Failure, StoppedStoreGivesClearErrorWithinDeadline) {
   auto w = c->Pwrite(*fd, junk.data(), junk.size(), 0);
   Status closed = c->Close(*fd);
   EXPECT_FALSE(w.ok() && closed.ok());
+  ASSERT_OK(cluster.Up());
+}
+
+// A read answered from the client's network thread (PreadAsync, as the
+// mount's small reads are) retries through a store's restart as Pread does,
+// and gives a dead store's error, naming the target, within the deadline.
+TEST(Failure, AsyncReadsRetryThroughAStoreRestart) {
+  Cluster cluster(3);
+  ASSERT_OK(cluster.Up());
+  auto c = cluster.Connect(seconds(20));
+  std::string data = Pattern(3 << 20, 5);
+  WriteFile(*c, "/f", data);
+  auto fd = c->Open("/f", O_RDONLY);
+  ASSERT_OK(fd);
+  struct Got {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Result<std::string> r = std::string();
+  };
+  auto start = [&](uint64_t off, size_t n) {
+    auto g = std::make_shared<Got>();
+    bool started = c->PreadAsync(*fd, n, off, [g](Result<std::span<const char>> r) {
+      std::lock_guard lk(g->mu);
+      if (r.ok()) g->r = std::string(r->data(), r->size());
+      else g->r = r.status();
+      g->done = true;
+      g->cv.notify_all();
+    });
+    EXPECT_TRUE(started);
+    return g;
+  };
+  auto wait = [](const std::shared_ptr<Got>& g) {
+    std::unique_lock lk(g->mu);
+    g->cv.wait(lk, [&] { return g->done; });
+    return g->r;
+  };
+  // Every store serves one read first (the client connects to each).
+  for (uint64_t off : {0ull, 1ull << 20, 2ull << 20}) ASSERT_EQ(*wait(start(off + 5, 4096)), data.substr(off + 5, 4096));
+  ASSERT_OK(cluster.Kill("store-1", SIGKILL));
+  std::vector<std::shared_ptr<Got>> pending;   // one of them is store-1's
+  for (uint64_t off : {0ull, 1ull << 20, 2ull << 20}) pending.push_back(start(off + 100, 8192));
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_OK(cluster.Up());
+  for (int i = 0; i < 3; i++) {
+    auto r = wait(pending[i]);
+    ASSERT_OK(r);
+    EXPECT_EQ(*r, data.substr((uint64_t(i) << 20) + 100, 8192));
+  }
+
+  // A store that stays down: its error within the client's deadline.
+  auto c2 = cluster.Connect(seconds(3));
+  auto fd2 = c2->Open("/f", O_RDONLY);
+  ASSERT_OK(fd2);
+  ASSERT_OK(cluster.Kill("store-0", SIGKILL));
+  auto t0 = steady_clock::now();
+  int failed = 0;
+  for (uint64_t off : {0ull, 1ull << 20, 2ull << 20}) {   // one of them is store-0's
+    auto g = std::make_shared<Got>();
+    ASSERT_TRUE(c2->PreadAsync(*fd2, 4096, off + 10, [g](Result<std::span<const char>> r) {
+      std::lock_guard lk(g->mu);
+      if (r.ok()) g->r = std::string(r->data(), r->size());
+      else g->r = r.status();
+      g->done = true;
+      g->cv.notify_all();
+    }));
+    auto r = wait(g);
+    if (r.ok()) {
+      EXPECT_EQ(*r, data.substr(off + 10, 4096));
+      continue;
+    }
+    failed++;
+    EXPECT_TRUE(r.status().code() == ECONNREFUSED || r.status().code() == ETIMEDOUT) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("target"), std::string::npos) << r.status().ToString();
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_LT(steady_clock::now() - t0, seconds(10)) << "the client must not hang on a dead store";
+  ASSERT_OK(c->Close(*fd));
   ASSERT_OK(cluster.Up());
 }
 
