@@ -385,8 +385,9 @@ class Client {
   Status RemoveXattr(const Caller& c, uint64_t ino, const std::string& name);
 
   // fallocate(2) on an open file: mode 0 (reserve space, growing the size),
-  // FALLOC_FL_KEEP_SIZE, and FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE
-  // (the range reads as zeros). Others: EOPNOTSUPP.
+  // FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (the
+  // range reads as zeros) and FALLOC_FL_ZERO_RANGE, with or without
+  // KEEP_SIZE (zeros, space reserved). Others: EOPNOTSUPP.
   Status Fallocate(int fd, int mode, uint64_t offset, uint64_t length);
 
   // Advisory locks held in meta, so they hold between clients. owner names

@@ -532,9 +532,12 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
   if (acc != O_WRONLY && acc != O_RDWR) return Err(EBADF, "{}: not open for writing", what);
   if (f->type != proto::FT_REG) return Err(ENODEV, "{}: not a regular file", what);
   bool punch = mode & FALLOC_FL_PUNCH_HOLE;
+  bool zero = mode & FALLOC_FL_ZERO_RANGE;
   bool keep = mode & FALLOC_FL_KEEP_SIZE;
-  if ((mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) || (punch && !keep)) {
-    return Err(EOPNOTSUPP, "{}: mode {:#x} is not supported (0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE)", what, mode);
+  if ((mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)) || (punch && !keep) ||
+      (punch && zero)) {
+    return Err(EOPNOTSUPP, "{}: mode {:#x} is not supported (0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE)",
+               what, mode);
   }
   if (length == 0) return Err(EINVAL, "{}: length 0", what);
   if (offset + length < offset || offset + length > (1ull << 60)) {
@@ -542,13 +545,13 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
   }
   STRIA_RETURN_IF_ERROR(impl_->FlushLocked(*f));   // buffered bytes in a punched range must go
   f->DropReadCache();
-  uint64_t end = offset + length;
-  if (punch) end = std::min(end, f->size);
-  if (end > offset) {
-    // The range's chunks of one object are contiguous in that object.
+  // One store call per object for [lo, hi) of the file: the range's chunks
+  // of one object are contiguous in that object.
+  auto each_object = [&](uint64_t lo, uint64_t hi, proto::FallocateMode how) -> Status {
+    if (hi <= lo) return Status::Ok();
     const auto& l = f->layout;
     std::map<uint32_t, std::pair<uint64_t, uint64_t>> per_object;   // index -> [lo, hi)
-    for (const auto& c : client::SplitRange(l.stripe_size(), l.stripe_count(), offset, end - offset)) {
+    for (const auto& c : client::SplitRange(l.stripe_size(), l.stripe_count(), lo, hi - lo)) {
       auto [it, fresh] = per_object.try_emplace(c.object, c.object_offset, c.object_offset + c.length);
       if (!fresh) {
         it->second.first = std::min(it->second.first, c.object_offset);
@@ -563,7 +566,7 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
       req.set_index(index);
       req.set_offset(range.first);
       req.set_length(range.second - range.first);
-      req.set_mode(punch ? proto::FA_PUNCH_HOLE : proto::FA_ALLOCATE);
+      req.set_mode(how);
       client::StoreOp op;
       op.target = l.targets(index);
       op.type = proto::OBJ_FALLOCATE;
@@ -571,8 +574,13 @@ Status Client::Fallocate(int fd, int mode, uint64_t offset, uint64_t length) {
       ops.push_back(std::move(op));
       f->touched.insert(index);
     }
-    STRIA_RETURN_IF_ERROR(impl_->RunStoreOps(ops, what));
-  }
+    return impl_->RunStoreOps(ops, what);
+  };
+  uint64_t end = offset + length;
+  // Zeroing a range is punching what the file holds of it (the stores keep
+  // holes as zeros), then allocating all of it, as mode 0 does.
+  if (punch || zero) STRIA_RETURN_IF_ERROR(each_object(offset, std::min(end, f->size), proto::FA_PUNCH_HOLE));
+  if (!punch) STRIA_RETURN_IF_ERROR(each_object(offset, end, proto::FA_ALLOCATE));
   // The size grows (mode 0), and mtime/ctime move, when meta commits.
   if (!keep) f->written_end = std::max(f->written_end, offset + length);
   f->size = std::max(f->size, keep ? f->size : offset + length);

@@ -43,6 +43,7 @@ STRIPE = "64k"
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -323,6 +324,21 @@ class Run:
         if end > off:
             f.ref[off:end] = bytes(end - off)
 
+    def op_zero(self, f, k):
+        d = f.descs[k]
+        size = len(f.ref)
+        off = self.rng.randint(0, min(size + 16 * KiB, MAX_SIZE - 1))
+        length = max(1, min(self.size_draw(), MAX_SIZE - off))
+        keep = self.rng.random() < 0.5
+        mode = FALLOC_FL_ZERO_RANGE | (FALLOC_FL_KEEP_SIZE if keep else 0)
+        f.history.append(f"zero range {d.name} {off}+{length} keep={keep} (size {size})")
+        self.call(f, f"fallocate({mode:#x})", fallocate, d.fd, mode, off, length)
+        end = off + length if not keep else min(off + length, size)
+        if end > size:
+            self.ref_resize(f, end)
+        if end > off:
+            f.ref[off:end] = bytes(end - off)
+
     def op_pread(self, f, k):
         d = f.descs[k]
         off = self.rng.randint(0, len(f.ref) + 8 * KiB)
@@ -411,7 +427,7 @@ class Run:
     # Weights: data ops dominate; the rest come often enough to interleave.
     WEIGHTS = {
         "write": 20, "pwrite": 20, "pread": 15, "read": 5, "lseek": 4, "truncate": 7,
-        "fallocate": 4, "punch": 7, "mmap": 6, "fsync": 4, "reopen": 4, "fstat": 4,
+        "fallocate": 4, "punch": 7, "zero": 3, "mmap": 6, "fsync": 4, "reopen": 4, "fstat": 4,
     }
 
     def run(self):

@@ -7,7 +7,8 @@ import os
 import stat
 
 from conftest import ALICE, as_user, expect_errno
-from posix_calls import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, fallocate
+from posix_calls import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+                         FALLOC_FL_ZERO_RANGE, fallocate)
 
 
 def write_file(path, data, mode=0o644):
@@ -195,6 +196,32 @@ def test_fallocate_modes(tdir):
         os.close(fd)
     want = bytearray(payload) + bytes((1 << 20) - len(payload))
     want[1000:151000] = bytes(150000)
+    assert read_file(p) == bytes(want)
+
+
+def test_fallocate_zero_range(tdir):
+    p = os.path.join(tdir, "f")
+    payload = os.urandom(3 << 20)   # three 1 MiB stripes
+    write_file(p, payload)
+    want = bytearray(payload)
+    fd = os.open(p, os.O_RDWR)
+    try:
+        # Inside the file, over a stripe boundary, at unaligned ends.
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, (1 << 20) - 5000, 12345)
+        want[(1 << 20) - 5000:(1 << 20) + 7345] = bytes(12345)
+        assert os.fstat(fd).st_size == 3 << 20
+        # Past the end with KEEP_SIZE: the tail zeroed, the size kept.
+        fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (3 << 20) - 100, 1 << 20)
+        want[(3 << 20) - 100:] = bytes(100)
+        assert os.fstat(fd).st_size == 3 << 20
+        # Past the end without it: the size grows, the new bytes are zeros.
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, (3 << 20) - 10, 5000)
+        want += bytes(5000 - 10)
+        assert os.fstat(fd).st_size == (3 << 20) + 4990
+        expect_errno(errno.EOPNOTSUPP, fallocate, fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE, 0, 10)
+        expect_errno(errno.EOPNOTSUPP, fallocate, fd, FALLOC_FL_COLLAPSE_RANGE, 0, 1 << 20)
+    finally:
+        os.close(fd)
     assert read_file(p) == bytes(want)
 
 
