@@ -244,6 +244,9 @@ class Client {
   bool PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done);
   Result<size_t> Write(int fd, const void* buf, size_t n);
   Result<size_t> Pwrite(int fd, const void* buf, size_t n, uint64_t offset);
+  // SEEK_SET, SEEK_CUR, SEEK_END; and SEEK_DATA and SEEK_HOLE, answered by
+  // the stores (block-sized holes, as their file system keeps them; a
+  // released file is all data). ENXIO for those two at or past the end.
   Result<uint64_t> Seek(int fd, int64_t offset, int whence);
   Status Fsync(int fd);              // durable on the stores and in meta
   Status Ftruncate(int fd, uint64_t size);

@@ -284,6 +284,9 @@ struct Client::Impl {
   // Waits for the batch in flight, retries what failed; its error if any.
   Status LandLocked(client::OpenFile& f);
   Status SyncLocked(client::OpenFile& f);
+  // lseek's SEEK_DATA (hole = false) and SEEK_HOLE on f: asks every stripe
+  // object where its next data or hole starts. ENXIO at or past the end.
+  Result<uint64_t> SeekDataLocked(client::OpenFile& f, uint64_t offset, bool hole, const std::string& what);
   Status TruncateObjects(const std::string& path, const proto::Layout& layout, uint64_t size);
   Result<std::shared_ptr<client::Handle>> GetHandle(int fd);
 

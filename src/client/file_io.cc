@@ -637,9 +637,61 @@ Result<size_t> Client::Read(int fd, void* buf, size_t n) {
   return got;
 }
 
+Result<uint64_t> Client::Impl::SeekDataLocked(OpenFile& f, uint64_t offset, bool hole, const std::string& what) {
+  STRIA_RETURN_IF_ERROR(FlushLocked(f));   // bytes not yet sent are data too
+  if (offset >= f.size) return Err(ENXIO, "{}: offset {} is at or past the end ({} bytes)", what, offset, f.size);
+  const proto::Layout& l = f.layout;
+  const uint64_t unit = l.stripe_size(), count = l.stripe_count();
+  // A released file's holes are the bucket's business: all of it is data.
+  if (f.source || unit == 0 || count == 0 || l.targets_size() < static_cast<int>(count)) {
+    return hole ? f.size : offset;
+  }
+  // Object i's bytes are in file order: the first of them at or after
+  // offset is where its search starts, and the answer is the least of what
+  // the objects find, mapped back to file offsets.
+  const uint64_t u = offset / unit, row = u / count, col = u % count, in_unit = offset % unit;
+  std::vector<StoreOp> ops;
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t from = i == col ? row * unit + in_unit : i > col ? row * unit : (row + 1) * unit;
+    proto::ObjSeekRequest req;
+    req.set_target(l.targets(i));
+    req.set_ino(l.object_id());
+    req.set_index(i);
+    req.set_offset(from);
+    req.set_hole(hole);
+    StoreOp op;
+    op.target = l.targets(i);
+    op.type = proto::OBJ_SEEK;
+    op.message = req.SerializeAsString();
+    ops.push_back(std::move(op));
+  }
+  STRIA_RETURN_IF_ERROR(RunStoreOps(ops, what));
+  uint64_t best = hole ? f.size : UINT64_MAX;
+  for (uint32_t i = 0; i < count; i++) {
+    proto::ObjSeekReply r;
+    if (!r.ParseFromString(ops[i].result.message)) return Err(EBADMSG, "{}: malformed reply from target {}", what, ops[i].target);
+    if (!r.found()) continue;
+    uint64_t o = r.offset();
+    uint64_t at = ((o / unit) * count + i) * unit + o % unit;
+    best = std::min(best, at);
+  }
+  if (hole) return std::max(offset, std::min(best, f.size));
+  if (best >= f.size) return Err(ENXIO, "{}: no data at or after offset {}", what, offset);
+  return std::max(offset, best);
+}
+
 Result<uint64_t> Client::Seek(int fd, int64_t offset, int whence) {
   STRIA_ASSIGN_OR_RETURN(auto h, impl_->GetHandle(fd));
   std::lock_guard lk(h->file->mu);
+  if (whence == SEEK_DATA || whence == SEEK_HOLE) {
+    std::string what = fmt::format("seek {} ({})", h->path, whence == SEEK_DATA ? "SEEK_DATA" : "SEEK_HOLE");
+    if (offset < 0) return Err(ENXIO, "{}: negative offset", what);
+    if (h->file->type != proto::FT_REG) return Err(EINVAL, "{}: not a regular file", what);
+    STRIA_ASSIGN_OR_RETURN(uint64_t at, impl_->SeekDataLocked(*h->file, static_cast<uint64_t>(offset),
+                                                             whence == SEEK_HOLE, what));
+    h->pos = at;
+    return at;
+  }
   int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? int64_t(h->pos)
                  : whence == SEEK_END ? int64_t(h->file->size) : -1;
   if (base < 0 || base + offset < 0) return Err(EINVAL, "seek {}: bad offset or whence", h->path);

@@ -590,6 +590,18 @@ void Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
+// The kernel asks only for SEEK_DATA and SEEK_HOLE (it moves the file
+// position itself for the others): where the stores keep data and holes.
+void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
+  StriaFs* fs = Fs(req);
+  auto r = fs->client().Seek(static_cast<int>(fi->fh), off, whence);
+  if (!r.ok()) {
+    if (r.status().code() == ENXIO) return (void)fuse_reply_err(req, ENXIO);   // past the data: no news
+    return ReplyErr(req, r.status(), "lseek");
+  }
+  fuse_reply_lseek(req, static_cast<off_t>(*r));
+}
+
 void Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
   StriaFs* fs = Fs(req);
   if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
@@ -836,6 +848,7 @@ const fuse_lowlevel_ops* StriaFs::Ops() {
     o.setlk = SetLk;
     o.flock = Flock;
     o.fallocate = Fallocate;
+    o.lseek = Lseek;
     return o;
   }();
   return &ops;

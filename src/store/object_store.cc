@@ -94,6 +94,13 @@ Status PreadFull(int fd, char* p, size_t n, uint64_t off, const std::string& wha
 
 uint32_t BlockCrc(const char* block) { return Crc32c(0, block, kBlockSize); }
 
+// A block's stored checksum: 4 bytes, little-endian.
+std::string CrcBytes(uint32_t c) {
+  std::string le(4, '\0');
+  for (int b = 0; b < 4; b++) le[b] = static_cast<char>(c >> (8 * b));
+  return le;
+}
+
 bool AllZero(const char* p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (p[i]) return false;
@@ -425,10 +432,8 @@ Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
     char block[kBlockSize];
     uint64_t bstart = (nblocks - 1) * kBlockSize;
     STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
-    uint32_t c = BlockCrc(block);
-    char le[4];
-    for (int b = 0; b < 4; b++) le[b] = static_cast<char>(c >> (8 * b));
-    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le, 4, (nblocks - 1) * 4, what));
+    std::string le = CrcBytes(BlockCrc(block));
+    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le.data(), 4, (nblocks - 1) * 4, what));
   }
   return Status::Ok();
 }
@@ -462,29 +467,61 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
   Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (crc.fd < 0) return Sys(errno, what + " (checksums)");
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
-  char block[kBlockSize];
-  for (uint64_t b = first; b <= last; b++) {
+  // Blocks cut at an edge keep their other bytes: each is rewritten whole.
+  auto cut = [&](uint64_t b) -> Status {
     uint64_t bstart = b * kBlockSize;
     uint64_t lo = std::max(bstart, off), hi = std::min(bstart + kBlockSize, end);
-    uint32_t c = 0;   // a whole block punched: a hole, whose stored CRC is 0
-    if (lo != bstart || hi != bstart + kBlockSize) {
-      // A block cut at an edge keeps its other bytes: rewrite it whole.
-      STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
-      std::memset(block + (lo - bstart), 0, hi - lo);
-      uint64_t keep = std::min<uint64_t>(kBlockSize, size - bstart);
-      STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, keep, bstart, what));
-      c = BlockCrc(block);
-    } else if (::fallocate(fd.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(bstart),
-                           static_cast<off_t>(kBlockSize)) != 0) {
-      if (errno != EOPNOTSUPP) return Sys(errno, what);
-      std::memset(block, 0, kBlockSize);
-      STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, kBlockSize, bstart, what));
-    }
-    char le[4];
-    for (int i = 0; i < 4; i++) le[i] = static_cast<char>(c >> (8 * i));
-    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le, 4, b * 4, what + " (checksums)"));
+    char block[kBlockSize];
+    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+    std::memset(block + (lo - bstart), 0, hi - lo);
+    uint64_t keep = std::min<uint64_t>(kBlockSize, size - bstart);
+    STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, keep, bstart, what));
+    std::string le = CrcBytes(BlockCrc(block));
+    return PwriteAll(crc.fd, le.data(), 4, b * 4, what + " (checksums)");
+  };
+  auto whole = [&](uint64_t b) { return b * kBlockSize >= off && (b + 1) * kBlockSize <= end; };
+  uint64_t lo = first, hi = last + 1;   // the whole blocks: [lo, hi)
+  if (!whole(first)) {
+    STRIA_RETURN_IF_ERROR(cut(first));
+    lo = first + 1;
   }
-  return Status::Ok();
+  if (last >= lo && !whole(last)) {
+    STRIA_RETURN_IF_ERROR(cut(last));
+    hi = last;
+  }
+  if (hi <= lo) return Status::Ok();
+  // The whole blocks at once: freed, and their stored CRCs 0 (a hole).
+  off_t pstart = static_cast<off_t>(lo * kBlockSize), plen = static_cast<off_t>((hi - lo) * kBlockSize);
+  if (::fallocate(fd.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, pstart, plen) != 0) {
+    if (errno != EOPNOTSUPP) return Sys(errno, what);
+    std::string zeros(std::min<uint64_t>(plen, 1u << 20), '\0');
+    for (off_t at = pstart; at < pstart + plen; at += static_cast<off_t>(zeros.size())) {
+      size_t n = static_cast<size_t>(std::min<off_t>(static_cast<off_t>(zeros.size()), pstart + plen - at));
+      STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, zeros.data(), n, static_cast<uint64_t>(at), what));
+    }
+  }
+  std::string crcs((hi - lo) * 4, '\0');
+  return PwriteAll(crc.fd, crcs.data(), crcs.size(), lo * 4, what + " (checksums)");
+}
+
+Result<std::optional<uint64_t>> Target::Seek(uint64_t oid, uint32_t index, uint64_t offset, bool hole) {
+  std::string path = ObjectPath(oid, index);
+  std::string what = fmt::format("target {}: seek in object {:x}.{}", dir_, oid, index);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.fd < 0) {
+    if (errno != ENOENT) return Sys(errno, what);
+    return hole ? std::optional<uint64_t>(offset) : std::nullopt;
+  }
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) return Sys(errno, what);
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset >= size) return hole ? std::optional<uint64_t>(offset) : std::nullopt;
+  off_t at = ::lseek(fd.fd, static_cast<off_t>(offset), hole ? SEEK_HOLE : SEEK_DATA);
+  if (at < 0) {
+    if (errno == ENXIO) return hole ? std::optional<uint64_t>(size) : std::nullopt;
+    return Sys(errno, what);
+  }
+  return std::optional<uint64_t>(static_cast<uint64_t>(at));
 }
 
 Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {

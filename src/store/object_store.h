@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -60,6 +61,11 @@ class Target {
   // Makes [offset, offset+len) read as zeros, freeing whole blocks; bytes
   // past the object's end are already zeros and stay untouched.
   Status PunchHole(uint64_t object_id, uint32_t index, uint64_t offset, uint64_t len);
+  // The first offset at or after `offset` where data (hole = false) or a
+  // hole (hole = true) starts, as lseek's SEEK_DATA and SEEK_HOLE on the
+  // object; nullopt: no data there. Past the end is hole; so is an absent
+  // object. The file system's granularity (blocks) shows through.
+  Result<std::optional<uint64_t>> Seek(uint64_t object_id, uint32_t index, uint64_t offset, bool hole);
   // Makes the objects durable: data and checksums, and, for objects created
   // since their last Fsync, the directory entries that name them.
   Status Fsync(uint64_t object_id, const std::vector<uint32_t>& indexes);

@@ -165,6 +165,40 @@ TEST_F(TargetTest, SyncedWritesOfNewObjects) {
   }
 }
 
+// SEEK_DATA and SEEK_HOLE on an object, block by block, also after a punch.
+TEST_F(TargetTest, SeekFindsDataAndHoles) {
+  constexpr uint64_t K = 1024;
+  std::string data(64 * K, 'd');
+  ASSERT_TRUE(t_->Write(5, 2, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(t_->Write(5, 2, 1024 * K, data.data(), data.size()).ok());
+  auto seek = [&](uint64_t off, bool hole) {
+    auto r = t_->Seek(5, 2, off, hole);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::optional<uint64_t>(12345);
+  };
+  EXPECT_EQ(seek(0, false), 0u);
+  EXPECT_EQ(seek(100, false), 100u);
+  EXPECT_EQ(seek(0, true), 64 * K);
+  EXPECT_EQ(seek(64 * K, false), 1024 * K);
+  EXPECT_EQ(seek(500 * K, true), 500 * K);
+  EXPECT_EQ(seek(1024 * K + 5, true), 1088 * K);   // the object's end
+  EXPECT_EQ(seek(1088 * K, false), std::nullopt);
+  EXPECT_EQ(seek(5000 * K, true), 5000 * K);
+  // Whole blocks punched inside the first extent become a hole; the
+  // edges of a punch that cuts blocks stay data.
+  ASSERT_TRUE(t_->PunchHole(5, 2, 16 * K - 100, 16 * K + 200).ok());
+  EXPECT_EQ(seek(0, true), 16 * K);
+  EXPECT_EQ(seek(16 * K, false), 32 * K);
+  auto r = t_->Read(5, 2, 0, 64 * K);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::string want = data;
+  std::fill(want.begin() + 16 * K - 100, want.begin() + 32 * K + 100, '\0');
+  EXPECT_EQ(*r, want);
+  // An absent object: a hole everywhere.
+  EXPECT_EQ(*t_->Seek(77, 0, 10, true), 10u);
+  EXPECT_EQ(*t_->Seek(77, 0, 10, false), std::nullopt);
+}
+
 TEST_F(TargetTest, AbsentObjectIsAHole) {
   auto r = t_->Read(99, 0, 0, 4096);
   ASSERT_TRUE(r.ok());

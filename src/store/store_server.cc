@@ -176,6 +176,19 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
           resp.Reply(proto::ObjFsyncReply());
         });
       });
+  server.HandleTyped<proto::ObjSeekRequest>(
+      proto::OBJ_SEEK, [this, unknown](proto::ObjSeekRequest&& req, rpc::Request&&, rpc::Responder resp) {
+        Target* t = Find(req.target());
+        if (!t) return resp.Fail(unknown(req.target()));
+        pool_->Post([t, req = std::move(req), resp] {   // may read the file system's extent map
+          auto at = t->Seek(req.ino(), req.index(), req.offset(), req.hole());
+          if (!at.ok()) return resp.Fail(at.status());
+          proto::ObjSeekReply r;
+          r.set_found(at->has_value());
+          if (*at) r.set_offset(**at);
+          resp.Reply(r);
+        });
+      });
   server.HandleTyped<proto::ObjFallocateRequest>(
       proto::OBJ_FALLOCATE,
       [this, unknown](proto::ObjFallocateRequest&& req, rpc::Request&&, rpc::Responder resp) {

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import stat
+import subprocess
 
 from conftest import ALICE, as_user, expect_errno
 from posix_calls import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
@@ -197,6 +198,38 @@ def test_fallocate_modes(tdir):
     want = bytearray(payload) + bytes((1 << 20) - len(payload))
     want[1000:151000] = bytes(150000)
     assert read_file(p) == bytes(want)
+
+
+def test_seek_data_and_hole(tdir):
+    """lseek's SEEK_DATA and SEEK_HOLE find what the stores hold; cp keeps
+    the holes."""
+    p = os.path.join(tdir, "sparse")
+    mib = 1 << 20
+    fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.pwrite(fd, b"a" * mib, 0)
+        os.pwrite(fd, b"b" * mib, 5 * mib)
+        os.ftruncate(fd, 9 * mib + 123)
+        os.fsync(fd)
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        assert os.lseek(fd, 100, os.SEEK_HOLE) == mib
+        assert os.lseek(fd, mib, os.SEEK_DATA) == 5 * mib
+        assert os.lseek(fd, 3 * mib, os.SEEK_HOLE) == 3 * mib
+        assert os.lseek(fd, 5 * mib + 7, os.SEEK_HOLE) == 6 * mib
+        assert os.lseek(fd, 9 * mib, os.SEEK_HOLE) == 9 * mib
+        expect_errno(errno.ENXIO, os.lseek, fd, 6 * mib, os.SEEK_DATA)
+        expect_errno(errno.ENXIO, os.lseek, fd, 9 * mib + 123, os.SEEK_HOLE)
+    finally:
+        os.close(fd)
+    copy = os.path.join(tdir, "copy")
+    subprocess.run(["cp", "--sparse=always", p, copy], check=True)
+    assert read_file(copy) == read_file(p)
+    # The copy in the mount is sparse too: it holds the 2 MiB of data only.
+    fd = os.open(copy, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, mib, os.SEEK_DATA) == 5 * mib
+    finally:
+        os.close(fd)
 
 
 def test_fallocate_zero_range(tdir):

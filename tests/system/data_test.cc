@@ -296,6 +296,49 @@ TEST_F(DataTest, AsyncReadsMatchPread) {
   ASSERT_OK(client_->Close(*fd));
 }
 
+// SEEK_DATA and SEEK_HOLE over three stripe objects: every object is
+// asked, and their answers mapped back to file offsets.
+TEST_F(DataTest, SeekDataAndHoleOverStripes) {
+  constexpr uint64_t K = 1024;
+  const std::string path = "/seek";
+  ASSERT_OK(client_->SetLayout(path, 3, 64 * K));
+  {
+    auto fd = client_->Open(path, O_CREAT | O_WRONLY, 0644);
+    ASSERT_OK(fd);
+    std::string unit(64 * K, 'u');
+    ASSERT_OK(client_->Pwrite(*fd, unit.data(), unit.size(), 0));          // unit 0: object 0
+    ASSERT_OK(client_->Pwrite(*fd, unit.data(), unit.size(), 256 * K));    // unit 4: object 1
+    ASSERT_OK(client_->Pwrite(*fd, "ten bytes!", 10, 700 * K));            // unit 10: object 1
+    ASSERT_OK(client_->Ftruncate(*fd, 1024 * K));
+    ASSERT_OK(client_->Close(*fd));
+  }
+  auto fd = client_->Open(path, O_RDONLY);
+  ASSERT_OK(fd);
+  auto at = [&](uint64_t off, int whence) -> int64_t {
+    auto r = client_->Seek(*fd, static_cast<int64_t>(off), whence);
+    if (!r.ok()) return -r.status().code();
+    return static_cast<int64_t>(*r);
+  };
+  EXPECT_EQ(at(0, SEEK_DATA), 0);
+  EXPECT_EQ(at(1000, SEEK_DATA), 1000);
+  EXPECT_EQ(at(0, SEEK_HOLE), int64_t(64 * K));
+  EXPECT_EQ(at(64 * K, SEEK_DATA), int64_t(256 * K));
+  EXPECT_EQ(at(100 * K, SEEK_HOLE), int64_t(100 * K));
+  EXPECT_EQ(at(256 * K, SEEK_HOLE), int64_t(320 * K));
+  EXPECT_EQ(at(320 * K, SEEK_DATA), int64_t(700 * K));
+  EXPECT_EQ(at(700 * K, SEEK_HOLE), int64_t(700 * K + 10));   // its object ends there
+  EXPECT_EQ(at(700 * K + 10, SEEK_DATA), -ENXIO);
+  EXPECT_EQ(at(1024 * K - 1, SEEK_HOLE), int64_t(1024 * K - 1));
+  EXPECT_EQ(at(1024 * K, SEEK_HOLE), -ENXIO);
+  EXPECT_EQ(at(5000 * K, SEEK_DATA), -ENXIO);
+  // The position moves to the answer, as lseek's.
+  ASSERT_OK(client_->Seek(*fd, 64 * K, SEEK_DATA));
+  char c = 0;
+  ASSERT_OK(client_->Read(*fd, &c, 1));
+  EXPECT_EQ(c, 'u');
+  ASSERT_OK(client_->Close(*fd));
+}
+
 TEST_F(DataTest, SparseFileReadsZeros) {
   auto fd = client_->Open("/sparse", O_CREAT | O_RDWR, 0644);
   ASSERT_OK(fd);
