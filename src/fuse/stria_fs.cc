@@ -577,6 +577,10 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Status lk = fs->client().SetLock(fs->ToStria(ino), fi->lock_owner, WholeFile(LockRange::kUnlock), true);
     if (!lk.ok()) spdlog::warn("release flock on inode {}: {}", ino, lk.ToString());
   }
+  for (uint64_t owner : fs->TakeLockOwners(fi->fh)) {   // OFD locks (see NoteLockOwner)
+    Status lk = fs->client().SetLock(fs->ToStria(ino), owner, WholeFile(LockRange::kUnlock), false);
+    if (!lk.ok()) spdlog::warn("release byte-range locks on inode {}: {}", ino, lk.ToString());
+  }
   Status st = fs->client().Close(static_cast<int>(fi->fh));
   if (fs->options().writeback) fs->inodes().HandleClosed(fs->ToStria(ino), OpensForWrite(fi));
   if (!st.ok()) return ReplyErr(req, st, "release");
@@ -794,6 +798,7 @@ void SetLockWaiting(fuse_req_t req, fuse_ino_t ino, uint64_t owner, const LockRa
 void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
   LockRange l = FromFlock(lock);
   l.pid = static_cast<uint32_t>(fuse_req_ctx(req)->pid);
+  if (l.type != LockRange::kUnlock) Fs(req)->NoteLockOwner(fi->fh, fi->lock_owner);
   SetLockWaiting(req, ino, fi->lock_owner, l, false, sleep != 0);
 }
 

@@ -16,6 +16,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "fuse/inode_table.h"
@@ -59,6 +61,22 @@ class StriaFs {
     std::lock_guard lk(locked_mu_);
     return locked_.count(ino) != 0;
   }
+  // The lock owners that took a byte-range lock through handle fh. An OFD
+  // lock's owner is its open file description, and the kernel tells a FUSE
+  // server nothing when that goes but the handle's RELEASE: the locks of
+  // these owners go then (a process's own POSIX locks went at its close).
+  void NoteLockOwner(uint64_t fh, uint64_t owner) {
+    std::lock_guard lk(locked_mu_);
+    owners_[fh].insert(owner);
+  }
+  std::set<uint64_t> TakeLockOwners(uint64_t fh) {
+    std::lock_guard lk(locked_mu_);
+    auto it = owners_.find(fh);
+    if (it == owners_.end()) return {};
+    std::set<uint64_t> out = std::move(it->second);
+    owners_.erase(it);
+    return out;
+  }
 
   // Held while an open decides whether to pass a file's size on to the
   // kernel (writeback cache) and while a write open is counted, so that
@@ -76,6 +94,7 @@ class StriaFs {
   std::mutex size_locks_[kSizeLocks];
   mutable std::mutex locked_mu_;
   std::unordered_set<uint64_t> locked_;   // GUARDED_BY(locked_mu_)
+  std::unordered_map<uint64_t, std::set<uint64_t>> owners_;   // GUARDED_BY(locked_mu_), by handle
 };
 
 }  // namespace stria::fuse

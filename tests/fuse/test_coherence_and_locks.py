@@ -606,6 +606,44 @@ def test_posix_locks_go_when_a_closes_any_descriptor(lk, workers):
         os.close(fb)
 
 
+def test_ofd_locks_conflict_between_nodes_and_outlive_other_closes(lk):
+    # OFD locks belong to the open file description: two of one process,
+    # one per node, conflict; closing another descriptor of the file (which
+    # drops classic POSIX locks) leaves them; the last close of theirs ends them.
+    fa, fb = open_rw(lk[0]), open_rw(lk[1])
+    other = os.open(lk[0], os.O_RDONLY)
+    try:
+        setlk(fa, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 100)
+        with pytest.raises(OSError) as e:
+            setlk(fb, fcntl.F_OFD_SETLK, fcntl.F_RDLCK, 50, 10)
+        assert e.value.errno in LOCKED
+        setlk(fb, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 100, 50)   # beside it: no conflict
+        os.close(other)
+        other = -1
+        with pytest.raises(OSError) as e:
+            setlk(fb, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 10)
+        assert e.value.errno in LOCKED
+        with pytest.raises(OSError) as e:
+            setlk(fa, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 120, 1)
+        assert e.value.errno in LOCKED
+        os.close(fa)
+        fa = -1
+
+        def b_gets_it():
+            try:
+                setlk(fb, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 10)
+                return True
+            except OSError as err:
+                if err.errno in LOCKED:
+                    return False
+                raise
+        wait_for(b_gets_it, WITHIN, "B's OFD lock after A's last close")
+    finally:
+        for fd in (fa, fb, other):
+            if fd >= 0:
+                os.close(fd)
+
+
 def test_posix_setlkw_on_b_waits_until_a_unlocks(lk, workers):
     wa, wb = workers(), workers()
     fa = wa("open", lk[0], os.O_RDWR)
