@@ -146,9 +146,9 @@ TEST(Failure, AsyncReadsRetryThroughAStoreRestart) {
     bool done = false;
     Result<std::string> r = std::string();
   };
-  auto start = [&](uint64_t off, size_t n) {
+  auto start_on = [](Client& client, int file, uint64_t off, size_t n) {
     auto g = std::make_shared<Got>();
-    bool started = c->PreadAsync(*fd, n, off, [g](Result<std::span<const char>> r) {
+    bool started = client.PreadAsync(file, n, off, [g](Result<std::span<const char>> r) {
       std::lock_guard lk(g->mu);
       if (r.ok()) g->r = std::string(r->data(), r->size());
       else g->r = r.status();
@@ -158,6 +158,7 @@ TEST(Failure, AsyncReadsRetryThroughAStoreRestart) {
     EXPECT_TRUE(started);
     return g;
   };
+  auto start = [&](uint64_t off, size_t n) { return start_on(*c, *fd, off, n); };
   auto wait = [](const std::shared_ptr<Got>& g) {
     std::unique_lock lk(g->mu);
     g->cv.wait(lk, [&] { return g->done; });
@@ -184,15 +185,7 @@ TEST(Failure, AsyncReadsRetryThroughAStoreRestart) {
   auto t0 = steady_clock::now();
   int failed = 0;
   for (uint64_t off : {0ull, 1ull << 20, 2ull << 20}) {   // one of them is store-0's
-    auto g = std::make_shared<Got>();
-    ASSERT_TRUE(c2->PreadAsync(*fd2, 4096, off + 10, [g](Result<std::span<const char>> r) {
-      std::lock_guard lk(g->mu);
-      if (r.ok()) g->r = std::string(r->data(), r->size());
-      else g->r = r.status();
-      g->done = true;
-      g->cv.notify_all();
-    }));
-    auto r = wait(g);
+    auto r = wait(start_on(*c2, *fd2, off + 10, 4096));
     if (r.ok()) {
       EXPECT_EQ(*r, data.substr(off + 10, 4096));
       continue;
