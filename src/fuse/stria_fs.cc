@@ -566,6 +566,7 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fs->EverLocked(fs->ToStria(ino))) {
     Status lk = fs->client().SetLock(fs->ToStria(ino), fi->lock_owner, WholeFile(LockRange::kUnlock), false);
     if (!lk.ok()) spdlog::warn("release POSIX locks on inode {}: {}", ino, lk.ToString());
+    fs->ForgetLockOwner(fi->fh, fi->lock_owner);
   }
   if (!st.ok()) return ReplyErr(req, st, "flush");
   fuse_reply_err(req, 0);

@@ -64,10 +64,19 @@ class StriaFs {
   // The lock owners that took a byte-range lock through handle fh. An OFD
   // lock's owner is its open file description, and the kernel tells a FUSE
   // server nothing when that goes but the handle's RELEASE: the locks of
-  // these owners go then (a process's own POSIX locks went at its close).
+  // the owners still noted go then. A process's POSIX locks go at each of
+  // its closes (FLUSH, whose owner is the process), which forgets it here:
+  // the handle's RELEASE must not drop what it locks later through another.
   void NoteLockOwner(uint64_t fh, uint64_t owner) {
     std::lock_guard lk(locked_mu_);
     owners_[fh].insert(owner);
+  }
+  void ForgetLockOwner(uint64_t fh, uint64_t owner) {
+    std::lock_guard lk(locked_mu_);
+    auto it = owners_.find(fh);
+    if (it == owners_.end()) return;
+    it->second.erase(owner);
+    if (it->second.empty()) owners_.erase(it);
   }
   std::set<uint64_t> TakeLockOwners(uint64_t fh) {
     std::lock_guard lk(locked_mu_);

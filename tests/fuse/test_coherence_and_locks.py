@@ -644,6 +644,38 @@ def test_ofd_locks_conflict_between_nodes_and_outlive_other_closes(lk):
                 os.close(fd)
 
 
+def test_last_close_elsewhere_keeps_posix_locks_taken_since(lk):
+    # This process locks through one description, closes its descriptor (its
+    # locks go) while a child still holds that description, then locks
+    # through another. The child's close is the first description's last:
+    # that must not take this process's new lock with it.
+    f1 = open_rw(lk[0])
+    setlk(f1, fcntl.F_SETLK, fcntl.F_WRLCK, 0, 10)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            os.read(r, 1)
+            os.close(f1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    os.close(f1)
+    f2 = open_rw(lk[0])
+    fb = open_rw(lk[1])
+    try:
+        setlk(f2, fcntl.F_SETLK, fcntl.F_WRLCK, 0, 10)
+        os.write(w, b"x")
+        os.close(w)
+        os.waitpid(pid, 0)
+        time.sleep(1)   # the kernel sends the RELEASE in the background
+        assert getlk(fb, fcntl.F_WRLCK, 0, 10)[0] == fcntl.F_WRLCK
+    finally:
+        os.close(f2)
+        os.close(fb)
+
+
 def test_posix_setlkw_on_b_waits_until_a_unlocks(lk, workers):
     wa, wb = workers(), workers()
     fa = wa("open", lk[0], os.O_RDWR)
