@@ -84,6 +84,17 @@ def setlk(fd, cmd, typ, start, length):
     fcntl.fcntl(fd, cmd, struct.pack(FLOCK, typ, os.SEEK_SET, start, length, 0))
 
 
+def granted(take, *args):
+    """Whether a non-blocking lock call was granted (False: it conflicts)."""
+    try:
+        take(*args)
+        return True
+    except OSError as e:
+        if e.errno in LOCKED:
+            return False
+        raise
+
+
 def getlk(fd, typ, start, length):
     """F_GETLK: (l_type, l_start, l_len, l_pid) of a conflicting lock."""
     out = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(FLOCK, typ, os.SEEK_SET, start, length, 0))
@@ -486,15 +497,8 @@ def test_flock_nonblocking_conflicts_between_nodes(lk, workers):
     expect_locked(wb, "flock", fb, fcntl.LOCK_EX | fcntl.LOCK_NB)
     wa("close", fa)
 
-    def b_gets_it():
-        try:
-            wb.at_once("flock", fb, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError as e:
-            if e.errno in LOCKED:
-                return False
-            raise
-    wait_for(b_gets_it, WITHIN, "B's flock after A's close")
+    wait_for(lambda: granted(wb.at_once, "flock", fb, fcntl.LOCK_EX | fcntl.LOCK_NB), WITHIN,
+             "B's flock after A's close")
 
 
 def test_flock_shared_on_both_nodes_holds_off_exclusive(lk, workers):
@@ -628,16 +632,8 @@ def test_ofd_locks_conflict_between_nodes_and_outlive_other_closes(lk):
         assert e.value.errno in LOCKED
         os.close(fa)
         fa = -1
-
-        def b_gets_it():
-            try:
-                setlk(fb, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 10)
-                return True
-            except OSError as err:
-                if err.errno in LOCKED:
-                    return False
-                raise
-        wait_for(b_gets_it, WITHIN, "B's OFD lock after A's last close")
+        wait_for(lambda: granted(setlk, fb, fcntl.F_OFD_SETLK, fcntl.F_WRLCK, 0, 10), WITHIN,
+                 "B's OFD lock after A's last close")
     finally:
         for fd in (fa, fb, other):
             if fd >= 0:
