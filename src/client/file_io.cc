@@ -25,6 +25,25 @@ int AccMode(int flags) { return flags & O_ACCMODE; }
 bool CanWrite(int flags) { return AccMode(flags) == O_WRONLY || AccMode(flags) == O_RDWR; }
 bool CanRead(int flags) { return AccMode(flags) == O_RDONLY || AccMode(flags) == O_RDWR; }
 
+// The store read of one chunk of a file with layout l.
+proto::ObjReadRequest ChunkRead(const proto::Layout& l, const Chunk& c) {
+  proto::ObjReadRequest req;
+  req.set_target(l.targets(c.object));
+  req.set_ino(l.object_id());
+  req.set_index(c.object);
+  req.set_offset(c.object_offset);
+  req.set_length(static_cast<uint32_t>(c.length));
+  return req;
+}
+
+// Puts a chunk's reply in dst (len bytes). Short reads are holes or the
+// object's end inside the file: zeros.
+void LandChunk(const rpc::CallResult& r, char* dst, size_t len) {
+  size_t got = std::min<size_t>(r.payload_len, len);
+  if (!r.payload.empty()) std::memcpy(dst, r.payload.data(), got);
+  std::memset(dst + got, 0, len - got);
+}
+
 }  // namespace
 
 Status Client::Impl::StoreError(const Status& st, uint32_t target, const std::string& what) {
@@ -151,12 +170,7 @@ Status Client::Impl::ReadStripes(const proto::Layout& l, const std::string& path
     StoreOp op;
     op.target = l.targets(c.object);
     op.type = proto::OBJ_READ;
-    proto::ObjReadRequest req;
-    req.set_target(op.target);
-    req.set_ino(l.object_id());
-    req.set_index(c.object);
-    req.set_offset(c.object_offset);
-    req.set_length(static_cast<uint32_t>(c.length));
+    proto::ObjReadRequest req = ChunkRead(l, c);
     if (source) {
       auto* f = req.mutable_fetch();
       *f->mutable_source() = *source;
@@ -169,11 +183,7 @@ Status Client::Impl::ReadStripes(const proto::Layout& l, const std::string& path
   }
   STRIA_RETURN_IF_ERROR(RunStoreOps(ops, "read " + path));
   for (size_t i = 0; i < ops.size(); i++) {
-    // Short reads are holes or the object's end inside the file: zeros.
-    size_t got = std::min<size_t>(ops[i].result.payload_len, chunks[i].length);
-    char* dst = out + (chunks[i].file_offset - offset);
-    if (!ops[i].result.payload.empty()) std::memcpy(dst, ops[i].result.payload.data(), got);
-    std::memset(dst + got, 0, chunks[i].length - got);
+    LandChunk(ops[i].result, out + (chunks[i].file_offset - offset), chunks[i].length);
   }
   return Status::Ok();
 }
@@ -555,7 +565,6 @@ bool Client::PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done) {
   auto h = impl_->GetHandle(fd);
   if (!h.ok()) return false;   // Pread reports it
   OpenFile* f = (*h)->file.get();
-  Chunk c;
   proto::ObjReadRequest req;
   std::string what;
   {
@@ -573,12 +582,7 @@ bool Client::PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done) {
     auto chunks = client::SplitRange(l.stripe_size(), l.stripe_count(), offset, n);
     if (chunks.size() != 1) return false;
     if (impl_->ReadAheadLocked(*f, offset, n) > 0) return false;
-    c = chunks[0];
-    req.set_target(l.targets(c.object));
-    req.set_ino(l.object_id());
-    req.set_index(c.object);
-    req.set_offset(c.object_offset);
-    req.set_length(static_cast<uint32_t>(c.length));
+    req = ChunkRead(l, chunks[0]);
     what = "read " + (*h)->path;
   }
   auto ch = impl_->StoreFor(req.target());
@@ -601,10 +605,7 @@ bool Client::PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done) {
   (*ch)->Call(proto::OBJ_READ, req.SerializeAsString(), {}, co,
               [this, p, fd, offset, target, what = std::move(what)](rpc::CallResult&& r) {
     if (r.status.ok()) {
-      // Short reads are holes or the object's end inside the file: zeros.
-      size_t got = std::min(r.payload_len, p->n);
-      if (!r.payload.empty()) std::memcpy(p->buf.get(), r.payload.data(), got);
-      std::memset(p->buf.get() + got, 0, p->n - got);
+      LandChunk(r, p->buf.get(), p->n);
       p->done(std::span<const char>(p->buf.get(), p->n));
     } else if (!r.status.retryable() && r.status.code() != ENXIO) {
       p->done(impl_->StoreError(r.status, target, what));
