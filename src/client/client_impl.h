@@ -271,8 +271,8 @@ struct Client::Impl {
   // if f has not changed since.
   void TakePrefetch(client::OpenFile& f, const std::shared_ptr<client::Prefetch>& pf, uint64_t gen);
   // How far past [offset, offset+n) a read of f fetches into its read
-  // cache (0: not at all); notes the read for the next one's guess.
-  uint64_t ReadAheadLocked(client::OpenFile& f, uint64_t offset, size_t n);
+  // cache (0: not at all). The read that goes ahead sets f.last_read_end.
+  uint64_t ReadAheadLocked(const client::OpenFile& f, uint64_t offset, size_t n) const;
   // One try of Client::Pread (which retries it after a Refresh).
   Result<size_t> PreadOnce(int fd, void* buf, size_t n, uint64_t offset);
   // Sends the write buffer and waits until it (and any batch in flight)

@@ -480,7 +480,7 @@ Result<size_t> Client::Write(int fd, const void* buf, size_t n) {
   return done;
 }
 
-uint64_t Client::Impl::ReadAheadLocked(OpenFile& f, uint64_t offset, size_t n) {
+uint64_t Client::Impl::ReadAheadLocked(const OpenFile& f, uint64_t offset, size_t n) const {
   uint64_t window = 0;
   bool sequential = offset == f.last_read_end || offset == 0;
   uint64_t row = f.layout.stripe_size() * std::max<uint32_t>(1, f.layout.stripe_count());
@@ -488,7 +488,6 @@ uint64_t Client::Impl::ReadAheadLocked(OpenFile& f, uint64_t offset, size_t n) {
     window = std::max<uint64_t>(opt.readahead, row);
     window = n < window ? std::min<uint64_t>(window, f.size - offset) : 0;
   }
-  f.last_read_end = offset + n;
   return window;
 }
 
@@ -523,6 +522,7 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
       return n;
     }
     window = ReadAheadLocked(*f, offset, n);
+    f->last_read_end = offset + n;
     layout = f->layout;
     path = h->path;
     gen = f->gen;
@@ -582,6 +582,7 @@ bool Client::PreadAsync(int fd, size_t n, uint64_t offset, ReadDone done) {
     auto chunks = client::SplitRange(l.stripe_size(), l.stripe_count(), offset, n);
     if (chunks.size() != 1) return false;
     if (impl_->ReadAheadLocked(*f, offset, n) > 0) return false;
+    f->last_read_end = offset + n;
     req = ChunkRead(l, chunks[0]);
     what = "read " + (*h)->path;
   }

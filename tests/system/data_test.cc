@@ -296,6 +296,31 @@ TEST_F(DataTest, AsyncReadsMatchPread) {
   ASSERT_OK(client_->Close(*fd));
 }
 
+// A read PreadAsync leaves to Pread (here: one that reads ahead) is not
+// counted by it: Pread still sees it as sequential and fills its read cache.
+TEST_F(DataTest, RefusedAsyncReadKeepsReadAhead) {
+  constexpr uint64_t M = 1 << 20;
+  std::string data(4 * M, '\0');
+  std::mt19937_64 rng(TestSeed());
+  Fill(rng, data.data(), data.size());
+  {
+    auto fd = client_->Open("/ra", O_CREAT | O_WRONLY, 0644);
+    ASSERT_OK(fd);
+    ASSERT_OK(client_->Pwrite(*fd, data.data(), data.size(), 0));
+    ASSERT_OK(client_->Close(*fd));
+  }
+  auto fd = client_->Open("/ra", O_RDONLY);
+  ASSERT_OK(fd);
+  auto noop = [](Result<std::span<const char>>) {};
+  char buf[4096];
+  ASSERT_OK(client_->Pread(*fd, buf, sizeof(buf), M));               // random: nothing ahead
+  EXPECT_FALSE(client_->PreadAsync(*fd, 4096, M + 4096, noop));      // sequential: Pread's
+  ASSERT_OK(client_->Pread(*fd, buf, sizeof(buf), M + 4096));        // reads ahead
+  EXPECT_EQ(std::string(buf, sizeof(buf)), data.substr(M + 4096, 4096));
+  EXPECT_FALSE(client_->PreadAsync(*fd, 4096, M + 100000, noop));    // in the read cache
+  ASSERT_OK(client_->Close(*fd));
+}
+
 // SEEK_DATA and SEEK_HOLE over three stripe objects: every object is
 // asked, and their answers mapped back to file offsets.
 TEST_F(DataTest, SeekDataAndHoleOverStripes) {
