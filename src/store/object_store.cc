@@ -359,6 +359,58 @@ Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
   return Status::Ok();
 }
 
+struct Target::ReadHandles {
+  Fd data, crc;   // crc.fd < 0: no checksum file
+};
+
+Result<std::shared_ptr<Target::ReadHandles>> Target::HandlesForRead(uint64_t oid, uint32_t index,
+                                                                    const std::string& path,
+                                                                    const std::string& what) {
+  const ObjectKey key{oid, index};
+  {
+    std::lock_guard lk(handles_mu_);
+    auto it = handles_.find(key);
+    if (it != handles_.end()) {
+      handles_lru_.splice(handles_lru_.begin(), handles_lru_, it->second.second);
+      return it->second.first;
+    }
+  }
+  auto h = std::make_shared<ReadHandles>();
+  h->data.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (h->data.fd < 0) {
+    if (errno == ENOENT) return std::shared_ptr<ReadHandles>();   // never written: a hole
+    return Sys(errno, what);
+  }
+  h->crc.fd = ::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC);
+  if (h->crc.fd < 0) {
+    if (errno != ENOENT) return Sys(errno, what + " (checksums)");
+    return h;   // not kept: the next write creates the checksums
+  }
+  std::shared_ptr<ReadHandles> dropped;   // closed after the lock is released
+  std::lock_guard lk(handles_mu_);
+  auto [it, added] = handles_.try_emplace(key);
+  if (!added) return it->second.first;
+  handles_lru_.push_front(key);
+  it->second = {h, handles_lru_.begin()};
+  if (handles_.size() > kReadHandles) {
+    auto victim = handles_.find(handles_lru_.back());
+    dropped = std::move(victim->second.first);
+    handles_.erase(victim);
+    handles_lru_.pop_back();
+  }
+  return h;
+}
+
+void Target::DropHandles(uint64_t oid, uint32_t index) {
+  std::shared_ptr<ReadHandles> dropped;   // closed after the lock is released
+  std::lock_guard lk(handles_mu_);
+  auto it = handles_.find({oid, index});
+  if (it == handles_.end()) return;
+  dropped = std::move(it->second.first);
+  handles_lru_.erase(it->second.second);
+  handles_.erase(it);
+}
+
 Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len, bool nowait) {
   std::unique_lock lk(LockFor(oid, index), std::defer_lock);
   if (!nowait) lk.lock();
@@ -366,36 +418,32 @@ Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, siz
   const int flags = nowait ? RWF_NOWAIT : 0;
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.fd < 0) {
-    if (errno == ENOENT) return std::string();   // never written: a hole
-    return Sys(errno, what);
-  }
+  STRIA_ASSIGN_OR_RETURN(auto handles, HandlesForRead(oid, index, path, what));
+  if (!handles) return std::string();   // never written: a hole
+  const int fd = handles->data.fd, crc = handles->crc.fd;
   struct stat st;
-  if (::fstat(fd.fd, &st) != 0) return Sys(errno, what);
+  if (::fstat(fd, &st) != 0) return Sys(errno, what);
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (off >= size || len == 0) return std::string();
   uint64_t end = std::min<uint64_t>(off + len, size);
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
   size_t nblocks = static_cast<size_t>(last - first + 1);
   std::string buf(nblocks * kBlockSize, '\0');
-  Fd crc(::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC));
-  if (crc.fd < 0 && errno != ENOENT) return Sys(errno, what + " (checksums)");
   // Bytes the disk must give: both files' reads are started at once (the
   // checksums are another inode, another disk read), and without waiting
   // here. A try that must not wait hands the read to a worker next, which
   // then finds them on their way.
   auto ahead = [&] {
-    ::posix_fadvise(fd.fd, static_cast<off_t>(first * kBlockSize), static_cast<off_t>(nblocks * kBlockSize),
+    ::posix_fadvise(fd, static_cast<off_t>(first * kBlockSize), static_cast<off_t>(nblocks * kBlockSize),
                     POSIX_FADV_WILLNEED);
-    if (crc.fd >= 0) {
-      ::posix_fadvise(crc.fd, static_cast<off_t>(first * 4), static_cast<off_t>(nblocks * 4), POSIX_FADV_WILLNEED);
+    if (crc >= 0) {
+      ::posix_fadvise(crc, static_cast<off_t>(first * 4), static_cast<off_t>(nblocks * 4), POSIX_FADV_WILLNEED);
     }
   };
   if (!nowait) ahead();
-  Status got = PreadFull(fd.fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
+  Status got = PreadFull(fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
   std::string le(nblocks * 4, '\0');
-  if (got.ok() && crc.fd >= 0) got = PreadFull(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)", flags);
+  if (got.ok() && crc >= 0) got = PreadFull(crc, le.data(), le.size(), first * 4, what + " (checksums)", flags);
   if (!got.ok()) {
     if (got.code() == EAGAIN && nowait) ahead();
     return got;
@@ -570,6 +618,7 @@ Status Target::Remove(uint64_t oid, uint32_t count) {
   }
   for (uint32_t index = 0; index < count; index++) {
     std::lock_guard lk(LockFor(oid, index));
+    DropHandles(oid, index);   // or reads would go on from the unlinked files
     std::string path = ObjectPath(oid, index);
     for (const std::string& p : {path, path + ".crc"}) {
       if (::unlink(p.c_str()) != 0 && errno != ENOENT) {

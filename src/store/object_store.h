@@ -6,14 +6,18 @@
 //   <dir>/objects/<xx>/<object_id:016x>.<index>.crc    uint32 LE per block
 //   <dir>/objects/<xx>/<object_id:016x>.<index>.res    hydration: 1 byte per chunk
 //
-// xx is object_id % 256 in hex. No descriptor stays open between calls (a
-// process may hold only 20,000). Thread-safe: calls on different objects run
-// in parallel; calls on one object are serialized by a striped lock.
+// xx is object_id % 256 in hex. Between calls, only the read descriptors of
+// the objects read last stay open, a bounded number (a process may hold
+// only 20,000). Thread-safe: calls on different objects run in parallel;
+// calls on one object are serialized by a striped lock.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -95,6 +99,19 @@ class Target {
   // syncs of data, checksums and new directories overlapping.
   Status SyncOpen(uint64_t object_id, uint32_t index, int data_fd, int crc_fd);
 
+  // The read descriptors (data and checksums) of the objects read last, so
+  // that a hot object's reads skip two opens and two closes. At most
+  // kReadHandles objects, the least recently read dropped first. Callers
+  // hold the object's lock; Remove drops the object's entry under it.
+  struct ReadHandles;
+  using ObjectKey = std::pair<uint64_t, uint32_t>;
+  static constexpr size_t kReadHandles = 128;
+  // The object's handles, cached or opened now; nullptr when the object
+  // was never written.
+  Result<std::shared_ptr<ReadHandles>> HandlesForRead(uint64_t object_id, uint32_t index, const std::string& path,
+                                                      const std::string& what);
+  void DropHandles(uint64_t object_id, uint32_t index);
+
   std::string dir_;
   std::string uuid_;
   uint32_t id_ = 0;
@@ -104,6 +121,10 @@ class Target {
   std::set<uint64_t> new_buckets_;                    // GUARDED_BY(new_mu_): not yet in a synced objects/
   std::atomic<bool> direct_ok_{true};                 // false once O_DIRECT got EINVAL (open or write)
   metrics::Counter* crc_errors_ = nullptr;
+  std::mutex handles_mu_;
+  std::list<ObjectKey> handles_lru_;   // GUARDED_BY(handles_mu_): most recently read first
+  std::map<ObjectKey, std::pair<std::shared_ptr<ReadHandles>, std::list<ObjectKey>::iterator>>
+      handles_;                        // GUARDED_BY(handles_mu_)
 };
 
 }  // namespace stria::store

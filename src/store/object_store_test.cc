@@ -229,6 +229,50 @@ TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
   EXPECT_EQ(t_->Read(5, 3, 0, 10).status().code(), EIO);
 }
 
+size_t OpenDescriptors() {
+  size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    n++;
+  }
+  return n;
+}
+
+// Reads keep a bounded number of objects' descriptors open; a removed and
+// rewritten object is read from its new files, not the unlinked ones.
+TEST_F(TargetTest, KeptReadDescriptorsAreBoundedAndFollowRemoval) {
+  ASSERT_TRUE(t_->Write(7, 0, 0, "old", 3).ok());
+  EXPECT_EQ(*t_->Read(7, 0, 0, 10), "old");
+  ASSERT_TRUE(t_->Remove(7, 1).ok());
+  EXPECT_EQ(*t_->Read(7, 0, 0, 10), "");   // gone: a hole
+  ASSERT_TRUE(t_->Write(7, 0, 0, "new!", 4).ok());
+  EXPECT_EQ(*t_->Read(7, 0, 0, 10), "new!");
+  // Rewritten in place and truncated behind the kept descriptors: seen.
+  ASSERT_TRUE(t_->Write(7, 0, 1, "EW", 2).ok());
+  EXPECT_EQ(*t_->Read(7, 0, 0, 10), "nEW!");
+  ASSERT_TRUE(t_->Truncate(7, 0, 2).ok());
+  EXPECT_EQ(*t_->Read(7, 0, 0, 10), "nE");
+
+  const size_t before = OpenDescriptors();
+  for (uint64_t oid = 100; oid < 1100; oid++) {
+    std::string body = "object " + std::to_string(oid);
+    ASSERT_TRUE(t_->Write(oid, 1, 0, body.data(), body.size()).ok());
+    auto r = t_->Read(oid, 1, 0, 100);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(*r, body);
+  }
+  EXPECT_LE(OpenDescriptors(), before + 2 * 128);
+  // The first ones were dropped from the cache and still read.
+  EXPECT_EQ(*t_->Read(100, 1, 0, 100), "object 100");
+  // A removal of many objects, some cached, some not.
+  for (uint64_t oid = 100; oid < 1100; oid += 3) ASSERT_TRUE(t_->Remove(oid, 2).ok());
+  for (uint64_t oid = 100; oid < 1100; oid++) {
+    auto r = t_->Read(oid, 1, 0, 100);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(*r, (oid - 100) % 3 == 0 ? "" : "object " + std::to_string(oid)) << oid;
+  }
+}
+
 TEST_F(TargetTest, TruncateShrinkThenGrowReadsZeros) {
   std::string data(10000, 'x');
   ASSERT_TRUE(t_->Write(2, 0, 0, data.data(), data.size()).ok());
