@@ -19,6 +19,10 @@ namespace stria::repo {
 
 namespace {
 
+// Idle connections kept for reuse, across all calls on one client (each
+// holds a descriptor; a store's 16 fetch threads use about 16).
+constexpr long kCachedConnections = 64;
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -328,6 +332,11 @@ void S3Client::Prepare(Exchange& x) {
 
 void S3Client::Perform(std::vector<Exchange*>& xs) {
   CURLM* multi = curl_multi_init();
+  // The connection cache is shared by every call on this client, but each
+  // multi handle caps it at 4 connections per easy handle it holds: a
+  // call of one GET closed the oldest idle connection as it ended, and
+  // the next GET connected anew. Room for many threads' connections.
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, kCachedConnections);
   size_t next = 0;
   int in_flight = 0;
   std::vector<Exchange*> waiting;   // failed attempts waiting for their retry time

@@ -32,6 +32,8 @@ class FaultControl {
   int Count(const std::string& method = "") {
     return std::stoi(Call(method.empty() ? "/count" : "/count?method=" + method));
   }
+  // Client connections the proxy accepted since it started (or /reset).
+  int Connections() { return std::stoi(Call("/connections")); }
 
  private:
   std::string Call(const std::string& path, const std::string& body = "") {

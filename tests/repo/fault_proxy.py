@@ -17,7 +17,8 @@ Control over HTTP (any method; arguments in the query string; JSON answers):
     /stall?n=&seconds=[&after_bytes=]&method=&key=    /cut?n=&after_bytes=&method=&key=
     /change_between_gets?key=&bucket=  (request body = the new object body)
     /refuse[?close_listener=1]  /allow  /clear_faults  /reset
-    /counts  /count?method=GET (plain number)  /log  /faults  /changes  /health
+    /counts  /count?method=GET (plain number)  /connections (accepted; plain number)
+    /log  /faults  /changes  /health
 """
 import argparse
 import collections
@@ -777,6 +778,8 @@ class _ControlHandler(http.server.BaseHTTPRequestHandler):
                 out = p.counts()
             elif op == "count":
                 return self._reply(200, str(p.count(q.get("method"))).encode(), "text/plain")
+            elif op == "connections":
+                return self._reply(200, str(p.connections_accepted).encode(), "text/plain")
             elif op == "log":
                 out = [e._asdict() for e in p.log()]
             elif op == "faults":
