@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "client/striping.h"
+#include "common/metrics.h"
 #include "repo/credentials.h"
 
 namespace stria::store {
@@ -38,13 +39,18 @@ struct Geometry {
 };
 }  // namespace
 
-// Chunk buffers (4 KiB-aligned, for O_DIRECT), reused: a new one costs a
-// page fault per 4 KiB on first touch, a quarter of a store's CPU in a
-// first read. Buffers hold on to the pool, which may outlive the hydrator
-// while replies that point into them wait to be sent.
+// Chunk buffers (4 KiB-aligned, for O_DIRECT), reused: a new one costs
+// page faults and the kernel's zeroing of every byte on first touch, a
+// fifth of a store's CPU in a first read. Buffers hold on to the pool,
+// which may outlive the hydrator while replies that point into them wait
+// to be sent.
 class Hydrator::ChunkPool {
  public:
-  explicit ChunkPool(uint64_t keep) : keep_(keep) {}
+  explicit ChunkPool(uint64_t keep)
+      : keep_(keep),
+        allocated_(&metrics::Registry::Default().GetCounter(
+            "stria_store_hydration_buffers_allocated_total",
+            "Chunk buffers hydration allocated anew (not taken from its pool)")) {}
   ~ChunkPool() { Trim(); }
 
   static std::shared_ptr<const char> Get(const std::shared_ptr<ChunkPool>& pool, uint64_t len) {
@@ -65,6 +71,7 @@ class Hydrator::ChunkPool {
       void* q = nullptr;
       if (::posix_memalign(&q, kHuge, cap) != 0) return nullptr;
       p = static_cast<char*>(q);
+      pool->allocated_->Inc();
       // Huge pages where the system offers them: a new 8 MiB chunk then
       // costs 4 faults instead of 2,048.
       ::madvise(p, cap, MADV_HUGEPAGE);
@@ -100,6 +107,7 @@ class Hydrator::ChunkPool {
   const uint64_t keep_;
   uint64_t kept_ = 0;                       // GUARDED_BY(mu_)
   std::multimap<uint64_t, char*> free_;     // GUARDED_BY(mu_): by capacity
+  metrics::Counter* allocated_;
 };
 
 // One read waiting for its missing chunks.
@@ -307,13 +315,18 @@ void Hydrator::Run() {
     {
       std::unique_lock lk(mu_);
       auto work = [this] { return stop_ || !demand_.empty() || !ahead_.empty(); };
-      if (!cv_.wait_for(lk, std::chrono::seconds(5), work)) {
-        // Idle: give back the memory kept for chunks.
+      if (!cv_.wait_for(lk, kIdle, work)) {
+        // Idle: give back the memory kept for chunks. Only when no thread
+        // took a job for that long: a thread's own wait says nothing of
+        // the others, and a trim in the middle of a hydration makes every
+        // chunk after it new memory, zeroed by the kernel.
+        bool idle = std::chrono::steady_clock::now() - last_job_ >= kIdle;
         lk.unlock();
-        pool_->Trim();
+        if (idle) pool_->Trim();
         continue;
       }
       if (stop_) return;
+      last_job_ = std::chrono::steady_clock::now();
       auto& q = !demand_.empty() ? demand_ : ahead_;
       job = std::move(q.front());
       q.pop_front();

@@ -22,6 +22,7 @@
 // (an unreachable endpoint after S3Options::deadline_ms). Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -101,6 +102,9 @@ class Hydrator {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                        // GUARDED_BY(mu_)
+  // The pool is trimmed once no fetch thread has taken a job for kIdle.
+  static constexpr std::chrono::seconds kIdle{5};
+  std::chrono::steady_clock::time_point last_job_;   // GUARDED_BY(mu_)
   std::map<Key, std::shared_ptr<Object>> objects_;   // GUARDED_BY(mu_)
   std::deque<Job> demand_, ahead_;           // GUARDED_BY(mu_): reads wait on demand_
   uint64_t fresh_bytes_ = 0;                 // GUARDED_BY(mu_): chunks held in memory
