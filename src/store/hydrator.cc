@@ -470,7 +470,13 @@ Result<rpc::Payload> Hydrator::Read(Target* t, uint64_t object_id, uint32_t inde
         }
       }
     }
-    if (mem && at == offset && at + n == end) return rpc::Payload(mem, mem.get() + (at - start), n);
+    if (at == offset && at + n == end) {
+      // One chunk holds the whole read: its bytes go out as they are.
+      if (mem) return rpc::Payload(mem, mem.get() + (at - start), n);
+      auto piece = t->Read(object_id, index, at, n);
+      if (!piece.ok()) return piece.status();
+      return rpc::Payload(std::move(piece).value());
+    }
     if (mem) {
       out.append(mem.get() + (at - start), n);
     } else {
