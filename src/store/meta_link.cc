@@ -83,8 +83,12 @@ void MetaLink::Stop() {
 }
 
 void MetaLink::AddHydrated(const proto::RepoHydrated& h) {
-  std::lock_guard lk(mu_);
-  hydrated_.push_back(h);
+  {
+    std::lock_guard lk(mu_);
+    hydrated_.push_back(h);
+    soon_ = true;
+  }
+  cv_.notify_all();
 }
 
 Status MetaLink::Beat() {
@@ -132,8 +136,14 @@ void MetaLink::Loop() {
   bool down = false;
   while (true) {
     {
+      // Objects just hydrated go to meta now: until meta marks their file
+      // resident, every read of it takes the longer path of a released
+      // file. Not while meta does not answer: then at the usual pace.
       std::unique_lock lk(mu_);
-      if (cv_.wait_for(lk, std::chrono::milliseconds(heartbeat_ms_), [this] { return stop_; })) return;
+      if (cv_.wait_for(lk, std::chrono::milliseconds(heartbeat_ms_), [&] { return stop_ || (soon_ && !down); })) {
+        if (stop_ || cv_.wait_for(lk, kGather, [this] { return stop_; })) return;
+      }
+      soon_ = false;   // what this beat sends; a later AddHydrated sets it again
     }
     Status st = Beat();
     if (st.ok()) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -33,7 +34,8 @@ class MetaLink {
   // stop a store whose meta never answers.
   void Start(std::function<void(const Status&)> registered);
   void Stop();
-  // Reports a hydrated stripe object to meta with the next heartbeat.
+  // Reports a hydrated stripe object to meta: a heartbeat goes at once
+  // (after kGather, which lets objects completed together go in one).
   void AddHydrated(const proto::RepoHydrated& h);
 
  private:
@@ -53,6 +55,8 @@ class MetaLink {
   bool stop_ = false;
   std::vector<proto::ObjectRef> freed_;   // GUARDED_BY(mu_)
   std::vector<proto::RepoHydrated> hydrated_;   // GUARDED_BY(mu_)
+  bool soon_ = false;                           // GUARDED_BY(mu_): hydrated_ waits for a heartbeat
+  static constexpr std::chrono::milliseconds kGather{20};
   std::thread thread_;
 };
 
