@@ -14,7 +14,7 @@
 // absent (fetched again) or right. Chunks after the ones a read needs are
 // fetched ahead, so that a first sequential read keeps many GETs in
 // flight. When all chunks of an object are in and durable, notify reports
-// it (the store's heartbeat carries it to stria-meta).
+// it (MetaLink sends it to stria-meta in a heartbeat at once).
 //
 // Credentials come from this process's environment or shared credentials
 // file (the link's profile). Errors: ESTALE when the bucket object changed
