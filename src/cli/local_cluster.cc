@@ -111,7 +111,7 @@ Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
   int status = 0;
   waitpid(child, &status, 0);
   if (n <= 0) return Err(EIO, "could not start {}", argv[0]);
-  return WriteFileAtomic(pid_file, std::string(buf, static_cast<size_t>(n)) + "\n");
+  return ReplaceFile(pid_file, std::string(buf, static_cast<size_t>(n)) + "\n");
 }
 
 std::string Exe(const std::string& name) {
@@ -194,7 +194,7 @@ Status Mount(const LocalOptions& opt, const std::string& dir, const std::string&
   if (access(exe_path.c_str(), X_OK) != 0) return Err(ENOENT, "{} not found (build first)", exe_path);
   std::string o = "log=" + fdir + "/fuse.log,log_level=" + opt.log_level;
   if (!opt.mount_options.empty()) o += "," + opt.mount_options;
-  STRIA_RETURN_IF_ERROR(WriteFileAtomic(fdir + "/mountpoint", mp + "\n"));
+  STRIA_RETURN_IF_ERROR(ReplaceFile(fdir + "/mountpoint", mp + "\n"));
   STRIA_RETURN_IF_ERROR(Spawn({exe_path, "--meta", meta_addr, mp, "-f", "-o", o}, fdir + "/fuse.out", pid_file));
   int pid = ReadPid(pid_file);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);

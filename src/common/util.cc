@@ -27,7 +27,8 @@ int64_t MonoMs() {
       .count();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& content) {
+namespace {
+Status WriteAndRename(const std::string& path, const std::string& content, bool sync) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Err(errno, "create {}: {}", tmp, std::strerror(errno));
@@ -41,7 +42,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (sync && ::fsync(fd) != 0) {
     int e = errno;
     ::close(fd);
     return Err(e, "fsync {}: {}", tmp, std::strerror(e));
@@ -51,6 +52,15 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
     return Err(errno, "rename {} to {}: {}", tmp, path, std::strerror(errno));
   }
   return Status::Ok();
+}
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  return WriteAndRename(path, content, /*sync=*/true);
+}
+
+Status ReplaceFile(const std::string& path, const std::string& content) {
+  return WriteAndRename(path, content, /*sync=*/false);
 }
 
 Result<std::string> ReadFile(const std::string& path) {

@@ -16,6 +16,11 @@ int64_t MonoMs();
 
 // Writes content to path via a temporary file, fsync and rename.
 Status WriteFileAtomic(const std::string& path, const std::string& content);
+// The same without the fsync, for files that only describe a running
+// process (port and pid files): readers still see the old or the new file
+// whole, and start-up does not wait behind other processes' dirty data,
+// which an fsync on ext4 can for many seconds.
+Status ReplaceFile(const std::string& path, const std::string& content);
 Result<std::string> ReadFile(const std::string& path);
 
 // "4096", "64k", "1M", "2GiB" -> bytes. EINVAL names the bad text.

@@ -1,6 +1,9 @@
 #include "common/util.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "common/metrics.h"
 #include "common/rpc.h"
@@ -17,6 +20,20 @@ TEST(ParseSize, UnitsAndErrors) {
   EXPECT_EQ(ParseSize("M").status().code(), EINVAL);
   EXPECT_EQ(ParseSize("3q").status().code(), EINVAL);
   EXPECT_EQ(ParseSize("99999999999999999999").status().code(), EINVAL);
+}
+
+TEST(Files, WrittenWholeAndReplacedWithOrWithoutSync) {
+  char dir[] = "/tmp/stria-util-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/port";
+  ASSERT_TRUE(WriteFileAtomic(path, "listen=a\n").ok());
+  EXPECT_EQ(*ReadFile(path), "listen=a\n");
+  ASSERT_TRUE(ReplaceFile(path, "listen=b\n").ok());
+  EXPECT_EQ(*ReadFile(path), "listen=b\n");
+  EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);   // renamed away, not left behind
+  EXPECT_EQ(ReplaceFile(std::string(dir) + "/no/such/dir/port", "x").code(), ENOENT);
+  unlink(path.c_str());
+  rmdir(dir);
 }
 
 TEST(ParseAddress, Forms) {

@@ -54,7 +54,7 @@ int Main(int argc, char** argv) {
   server.Start();
   std::string address = fmt::format("{}:{}", listen_addr->first, *port);
   if (!port_file.empty()) {
-    Status st = WriteFileAtomic(port_file, "listen=" + address + "\nadmin=" + opt.admin_address + "\n");
+    Status st = ReplaceFile(port_file, "listen=" + address + "\nadmin=" + opt.admin_address + "\n");
     if (!st.ok()) return fail(st);
   }
   spdlog::info("stria-meta serving {} on {} (admin {})", opt.data_dir, address, opt.admin_address);

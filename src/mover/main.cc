@@ -247,7 +247,7 @@ int Main(int argc, char** argv) {
   if (!aport.ok()) return fail(aport.status());
   std::string admin_address = fmt::format("{}:{}", admin_addr->first, *aport);
   if (!port_file.empty()) {
-    if (Status st = WriteFileAtomic(port_file, "admin=" + admin_address + "\n"); !st.ok()) return fail(st);
+    if (Status st = ReplaceFile(port_file, "admin=" + admin_address + "\n"); !st.ok()) return fail(st);
   }
   spdlog::info("stria-mover for meta {} (admin {})", meta, admin_address);
 

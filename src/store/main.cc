@@ -118,7 +118,7 @@ int Main(int argc, char** argv) {
   link.Start([&](const Status& registered) {
     Status st = registered;
     if (st.ok() && !port_file.empty()) {
-      st = WriteFileAtomic(port_file, "listen=" + address + "\nadmin=" + admin_address + "\n");
+      st = ReplaceFile(port_file, "listen=" + address + "\nadmin=" + admin_address + "\n");
     }
     if (st.ok()) {
       spdlog::info("stria-store serving {} target(s) on {} (admin {})", targets.size(), address,
