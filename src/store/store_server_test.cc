@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "proto/stria.pb.h"
@@ -85,6 +88,63 @@ TEST_F(StoreServerTest, WriteReadFsyncRoundTrip) {
   rr = rpc::Call<proto::ObjReadReply>(*ch_, proto::OBJ_READ, r, Opts(), {}, &raw);
   ASSERT_TRUE(rr.ok());
   EXPECT_EQ(raw.payload, std::string(5000, '\0') + data.substr(0, 1000));
+}
+
+// Drops an object's pages from the page cache, so that its next read
+// comes from the disk.
+void DropCached(const std::string& path) {
+  for (const std::string& p : {path, path + ".crc"}) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << p;
+    EXPECT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+  }
+}
+
+// A small read the page cache lacks is tried on the io thread, which
+// must not wait, then read by a worker: the same bytes, and the same
+// checksum check, as a read from the page cache.
+TEST_F(StoreServerTest, UncachedSmallReadsAreRightAndChecked) {
+  std::string data(64 << 10, '\0');
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 13 + i / 4096);
+  proto::ObjWriteRequest w;
+  w.set_target(7);
+  w.set_ino(0x77);
+  w.set_index(3);
+  w.set_sync(true);
+  ASSERT_TRUE(rpc::Call<proto::ObjWriteReply>(*ch_, proto::OBJ_WRITE, w, Opts(), rpc::Payload(data)).ok());
+  const std::string path = targets_[0]->ObjectPath(0x77, 3);
+
+  proto::ObjReadRequest r;
+  r.set_target(7);
+  r.set_ino(0x77);
+  r.set_index(3);
+  struct Case {
+    uint64_t offset, length;
+  };
+  for (Case c : {Case{0, 4096}, Case{5000, 9000}, Case{60000, 100000}, Case{0, 65536}, Case{70000, 10}}) {
+    DropCached(path);
+    r.set_offset(c.offset);
+    r.set_length(c.length);
+    rpc::CallResult raw;
+    auto rr = rpc::Call<proto::ObjReadReply>(*ch_, proto::OBJ_READ, r, Opts(), {}, &raw);
+    ASSERT_TRUE(rr.ok()) << rr.status().ToString();
+    EXPECT_EQ(raw.payload, data.substr(std::min<uint64_t>(c.offset, data.size()), c.length))
+        << c.offset << "+" << c.length;
+  }
+  // A byte changed behind the store's back: EIO naming the block.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "!", 1, 3 * 4096 + 5), 1);
+  ASSERT_EQ(::fsync(fd), 0);
+  ::close(fd);
+  DropCached(path);
+  r.set_offset(3 * 4096);
+  r.set_length(100);
+  auto bad = rpc::Call<proto::ObjReadReply>(*ch_, proto::OBJ_READ, r, Opts());
+  EXPECT_EQ(bad.status().code(), EIO);
+  EXPECT_NE(bad.status().message().find("checksum mismatch in block 3"), std::string::npos)
+      << bad.status().ToString();
 }
 
 TEST_F(StoreServerTest, UnknownTargetIsEnoent) {
