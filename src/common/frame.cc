@@ -19,7 +19,7 @@ uint64_t Get64(const uint8_t* p) { return uint64_t(Get32(p)) | uint64_t(Get32(p 
 }  // namespace
 
 void EncodeHeader(Header h, std::string_view message, std::span<const char> payload,
-                  uint8_t* out) {
+                  uint8_t* out, std::optional<uint32_t> payload_crc) {
   Put32(out, kMagic);
   out[4] = h.version;
   out[5] = h.flags;
@@ -30,7 +30,13 @@ void EncodeHeader(Header h, std::string_view message, std::span<const char> payl
   Put32(out + 24, h.timeout_ms);
   uint32_t crc = FrameCrcStart(out);
   crc = Crc32c(crc, message.data(), message.size());
-  crc = Crc32c(crc, payload.data(), payload.size());
+  // Combining costs about 1 us, the pass over 64 KiB about as much.
+  constexpr size_t kCombineFrom = 64 << 10;
+  if (payload_crc && payload.size() >= kCombineFrom) {
+    crc = Crc32cCombine(crc, *payload_crc, payload.size());
+  } else {
+    crc = Crc32c(crc, payload.data(), payload.size());
+  }
   Put32(out + 28, crc);
 }
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,9 +51,11 @@ struct Header {
 };
 
 // Writes the header into out (kHeaderSize bytes), computing the CRC over the
-// header, message and payload.
+// header, message and payload. payload_crc, when given, is the payload's
+// CRC32C already known to the caller (a store's checked block CRCs): a large
+// payload is then not read again. A wrong one makes the frame fail its check.
 void EncodeHeader(Header h, std::string_view message, std::span<const char> payload,
-                  uint8_t* out);
+                  uint8_t* out, std::optional<uint32_t> payload_crc = std::nullopt);
 
 // Parses and validates a header (not its CRC, which needs the body).
 // EBADMSG names the bad field; EMSGSIZE when a length is over the limits.

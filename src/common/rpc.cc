@@ -47,7 +47,7 @@ struct OutFrame {
 OutFrame MakeFrame(wire::Header h, std::string_view message, Payload payload) {
   OutFrame f;
   f.head.resize(wire::kHeaderSize);
-  wire::EncodeHeader(h, message, payload.span(), reinterpret_cast<uint8_t*>(f.head.data()));
+  wire::EncodeHeader(h, message, payload.span(), reinterpret_cast<uint8_t*>(f.head.data()), payload.crc);
   f.head.append(message);
   f.payload = std::move(payload);
   return f;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -58,7 +59,11 @@ struct Payload {
   void Consume(size_t n) {
     data += n;
     length -= n;
+    crc.reset();
   }
+  // The CRC32C of these bytes when the sender already knows it (a store's
+  // checked blocks): the frame's CRC is then combined, not computed again.
+  std::optional<uint32_t> crc;
 };
 
 // ---------------------------------------------------------------- server --

@@ -15,6 +15,8 @@
 #include <pugixml.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/crc32c.h"
+
 namespace stria::repo {
 
 namespace {
@@ -96,6 +98,7 @@ struct S3Client::Exchange {
   std::string_view body;                                      // PUT/POST body
   char* sink = nullptr;                                       // GET into a buffer of sink_len bytes
   size_t sink_len = 0;
+  uint32_t* sink_crcs = nullptr;                              // RangeRead::block_crcs
   std::string what;   // for messages: "GET bucket/key (bytes=...)"
 
   // The answer.
@@ -139,7 +142,14 @@ size_t OnBody(char* data, size_t size, size_t n, void* p) {
       return 0;
     }
     memcpy(x->sink + x->sink_filled, data, len);
+    const size_t had = x->sink_filled;
     x->sink_filled += len;
+    if (x->sink_crcs) {   // the blocks this piece completed (a retry starts again at 0)
+      constexpr size_t kBlock = RangeRead::kCrcBlock;
+      for (size_t b = had / kBlock; b < x->sink_filled / kBlock; b++) {
+        x->sink_crcs[b] = Crc32c(0, x->sink + b * kBlock, kBlock);
+      }
+    }
   } else if (x->response.size() < (64u << 20)) {
     x->response.append(data, len);
   }
@@ -532,6 +542,7 @@ Status S3Client::GetRanges(const std::string& bucket, const std::string& key, co
     if (!etag.empty()) x.headers.emplace_back("if-match", etag);
     x.sink = r.out;
     x.sink_len = r.length;
+    x.sink_crcs = r.block_crcs;
     x.what = fmt::format("GET {}/{} ({})", bucket, key, range);
     run.push_back(&x);
   }

@@ -73,6 +73,11 @@ struct RangeRead {
   uint64_t offset = 0;
   uint64_t length = 0;
   char* out = nullptr;
+  // When set: gets the CRC32C of each whole kCrcBlock block of out (length
+  // / kCrcBlock of them), taken as the bytes arrive, while the CPU's cache
+  // holds them (a store's block checksums, without another pass).
+  uint32_t* block_crcs = nullptr;
+  static constexpr size_t kCrcBlock = 4096;
   Status status;   // set by GetRanges
 };
 

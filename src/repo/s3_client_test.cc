@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/crc32c.h"
 #include "repo/credentials.h"
 #include "tests/repo/fault_control.h"
 
@@ -70,11 +71,22 @@ class S3ClientTest : public ::testing::Test {
                       uint64_t piece = 1 << 20) {
     std::string out(size, '\0');
     std::vector<RangeRead> ranges;
+    std::vector<std::vector<uint32_t>> crcs;   // each range's blocks', taken as the bytes came
     for (uint64_t off = 0; off < size; off += piece) {
-      ranges.push_back({off, std::min(piece, size - off), out.data() + off, {}});
+      RangeRead& r = ranges.emplace_back();
+      r.offset = off;
+      r.length = std::min(piece, size - off);
+      r.out = out.data() + off;
+      r.block_crcs = crcs.emplace_back(r.length / RangeRead::kCrcBlock, 0xdeadbeef).data();
     }
     Status st = c.GetRanges(*bucket_, key, etag, ranges);
     EXPECT_TRUE(st.ok()) << st.ToString();
+    for (size_t i = 0; st.ok() && i < ranges.size(); i++) {
+      for (size_t b = 0; b < crcs[i].size(); b++) {
+        EXPECT_EQ(crcs[i][b], Crc32c(0, ranges[i].out + b * RangeRead::kCrcBlock, RangeRead::kCrcBlock))
+            << key << ": block " << b << " of the range at " << ranges[i].offset;
+      }
+    }
     return out;
   }
   static Credentials* creds_;
@@ -145,7 +157,7 @@ TEST_F(S3ClientTest, ChangedObjectIsStale) {
   ASSERT_TRUE(old_etag.ok());
   ASSERT_TRUE(c->Put(*bucket_, "stale/obj", "version two!").ok());
   std::string buf(11, '\0');
-  std::vector<RangeRead> r{{0, 11, buf.data(), {}}};
+  std::vector<RangeRead> r{{0, 11, buf.data()}};
   Status st = c->GetRanges(*bucket_, "stale/obj", *old_etag, r);
   EXPECT_EQ(st.code(), ESTALE) << st.ToString();
   EXPECT_NE(st.message().find("stale/obj"), std::string::npos);
@@ -271,7 +283,7 @@ TEST_F(S3ClientTest, ConcurrentCallsReuseConnections) {
     threads.emplace_back([&] {
       for (int i = 0; i < kEach; i++) {
         std::string out(data.size(), '\0');
-        std::vector<RangeRead> r{{0, data.size(), out.data(), {}}};
+        std::vector<RangeRead> r{{0, data.size(), out.data()}};
         if (!c->GetRanges(*bucket_, "reuse/obj", "", r).ok() || out != data) bad++;
       }
     });

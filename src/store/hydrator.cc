@@ -146,6 +146,7 @@ struct Hydrator::Object {
   struct Fresh {
     std::shared_ptr<const char> buf;
     uint64_t length = 0;
+    std::shared_ptr<const std::vector<uint32_t>> crcs;   // of buf's whole blocks
     uint64_t served = 0;       // bytes read from it
     bool written = false;      // on the target: may be dropped
   };
@@ -365,6 +366,9 @@ void Hydrator::Fetch(const Job& job) {
   std::string what = fmt::format("fetch of {}/{}/{} bytes {}-{}", src.link().endpoint(), bucket, src.key(),
                                  file_off, file_off + len - 1);
   std::shared_ptr<const char> mem;   // the chunk, 4 KiB-aligned for O_DIRECT
+  // Its blocks' CRCs, taken as the bytes come in: for the target's block
+  // checksums and the replies' frames, which would each read them again.
+  auto crcs = std::make_shared<std::vector<uint32_t>>(len / kBlockSize);
   if (st.ok()) {
     auto s3 = ClientFor(src.link());
     st = s3.status();
@@ -377,6 +381,8 @@ void Hydrator::Fetch(const Job& job) {
       r[0].offset = file_off;
       r[0].length = len;
       r[0].out = const_cast<char*>(mem.get());
+      static_assert(repo::RangeRead::kCrcBlock == kBlockSize);
+      r[0].block_crcs = crcs->data();
       st = (*s3)->GetRanges(bucket, src.key(), src.etag(), r);
     }
   }
@@ -404,7 +410,7 @@ void Hydrator::Fetch(const Job& job) {
         obj.in++;
         obj.writing++;
         DropFresh(obj, job.chunk);
-        obj.fresh[job.chunk] = Object::Fresh{mem, len};
+        obj.fresh[job.chunk] = Object::Fresh{mem, len, crcs};
         fresh_bytes_ += len;
         fresh_count_++;
         fresh_order_.emplace_back(job.key, job.chunk);
@@ -414,7 +420,7 @@ void Hydrator::Fetch(const Job& job) {
   }
   for (auto& n : waiting) n->Finish(st);
   if (!in) return;
-  Status wst = job.target->Write(object_id, index, obj_off, mem.get(), len, false, /*direct=*/true);
+  Status wst = job.target->Write(object_id, index, obj_off, mem.get(), len, false, /*direct=*/true, crcs->data());
   std::vector<uint64_t> batch;
   {
     std::lock_guard lk(mu_);
@@ -454,6 +460,7 @@ Result<rpc::Payload> Hydrator::Read(Target* t, uint64_t object_id, uint32_t inde
     const uint64_t c = g.ChunkOf(at), start = g.Start(c);
     const uint64_t n = std::min(end, start + g.Length(c)) - at;
     std::shared_ptr<const char> mem;
+    std::shared_ptr<const std::vector<uint32_t>> crcs;
     {
       std::lock_guard lk(mu_);
       auto it = objects_.find(key);
@@ -462,6 +469,7 @@ Result<rpc::Payload> Hydrator::Read(Target* t, uint64_t object_id, uint32_t inde
         auto f = obj.fresh.find(c);
         if (f != obj.fresh.end()) {
           mem = f->second.buf;
+          crcs = f->second.crcs;
           f->second.served += n;
           if (f->second.written && f->second.served >= f->second.length) DropFresh(obj, c);
         } else if (c < obj.chunks && !obj.have[c]) {
@@ -472,18 +480,21 @@ Result<rpc::Payload> Hydrator::Read(Target* t, uint64_t object_id, uint32_t inde
     }
     if (at == offset && at + n == end) {
       // One chunk holds the whole read: its bytes go out as they are.
-      if (mem) return rpc::Payload(mem, mem.get() + (at - start), n);
-      auto piece = t->Read(object_id, index, at, n);
-      if (!piece.ok()) return piece.status();
-      return rpc::Payload(std::move(piece).value());
+      if (mem) {
+        rpc::Payload p(mem, mem.get() + (at - start), n);
+        // The chunk's blocks are the object's when it starts on one.
+        if (start % kBlockSize == 0) p.crc = Crc32cOfRange(BlockJoiner(), mem.get(), at - start, at - start + n, *crcs);
+        return p;
+      }
+      return t->ReadPayload(object_id, index, at, n);
     }
     if (mem) {
       out.append(mem.get() + (at - start), n);
     } else {
-      auto piece = t->Read(object_id, index, at, n);
+      auto piece = t->ReadPayload(object_id, index, at, n);
       if (!piece.ok()) return piece.status();
-      out += *piece;
-      if (at + n < end) out.resize(out.size() + (n - piece->size()), '\0');   // a hole reads as zeros
+      out.append(piece->data, piece->length);
+      if (at + n < end) out.resize(out.size() + (n - piece->length), '\0');   // a hole reads as zeros
     }
     at += n;
   }

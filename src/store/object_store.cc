@@ -26,6 +26,11 @@
 
 namespace stria::store {
 
+const Crc32cJoiner& BlockJoiner() {
+  static const Crc32cJoiner join(kBlockSize);
+  return join;
+}
+
 namespace {
 
 // A descriptor closed on scope exit.
@@ -181,7 +186,8 @@ int Target::OpenForWrite(uint64_t oid, uint32_t index, const std::string& path) 
 }
 
 Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync,
-                     bool direct) {
+                     bool direct, const uint32_t* block_crcs) {
+  if (off % kBlockSize != 0) block_crcs = nullptr;   // they would not be this object's blocks
   if (len == 0) return sync ? Fsync(oid, {index}) : Status::Ok();
   std::lock_guard lk(LockFor(oid, index));
   std::string path = ObjectPath(oid, index);
@@ -208,7 +214,7 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     uint64_t bstart = (first + i) * kBlockSize;
     uint64_t lo = std::max(bstart, off), hi = std::min(bstart + kBlockSize, off + len);
     if (lo == bstart && hi == bstart + kBlockSize) {
-      crcs[i] = BlockCrc(data + (bstart - off));
+      crcs[i] = block_crcs ? block_crcs[i] : BlockCrc(data + (bstart - off));
       continue;
     }
     // A partly written block: merge with what is on disk.
@@ -412,6 +418,11 @@ void Target::DropHandles(uint64_t oid, uint32_t index) {
 }
 
 Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, size_t len, bool nowait) {
+  STRIA_ASSIGN_OR_RETURN(auto p, ReadPayload(oid, index, off, len, nowait));
+  return std::string(p.data, p.length);
+}
+
+Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t off, size_t len, bool nowait) {
   std::unique_lock lk(LockFor(oid, index), std::defer_lock);
   if (!nowait) lk.lock();
   else if (!lk.try_lock()) return Err(EAGAIN, "object {:x}.{} is being written", oid, index);
@@ -419,16 +430,18 @@ Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, siz
   std::string path = ObjectPath(oid, index);
   std::string what = fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
   STRIA_ASSIGN_OR_RETURN(auto handles, HandlesForRead(oid, index, path, what));
-  if (!handles) return std::string();   // never written: a hole
+  if (!handles) return rpc::Payload();   // never written: a hole
   const int fd = handles->data.fd, crc = handles->crc.fd;
   struct stat st;
   if (::fstat(fd, &st) != 0) return Sys(errno, what);
   uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (off >= size || len == 0) return std::string();
+  if (off >= size || len == 0) return rpc::Payload();
   uint64_t end = std::min<uint64_t>(off + len, size);
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
   size_t nblocks = static_cast<size_t>(last - first + 1);
-  std::string buf(nblocks * kBlockSize, '\0');
+  // Not zeroed first: every byte is read or, past the file's end, cleared.
+  auto owner = std::make_shared_for_overwrite<char[]>(nblocks * kBlockSize);
+  const std::span<char> buf(owner.get(), nblocks * kBlockSize);
   // Bytes the disk must give: both files' reads are started at once (the
   // checksums are another inode, another disk read), and without waiting
   // here. A try that must not wait hands the read to a worker next, which
@@ -448,20 +461,21 @@ Result<std::string> Target::Read(uint64_t oid, uint32_t index, uint64_t off, siz
     if (got.code() == EAGAIN && nowait) ahead();
     return got;
   }
+  std::vector<uint32_t> actual(nblocks);   // the blocks' CRCs, as read
   for (size_t i = 0; i < nblocks; i++) {
     uint32_t stored = 0;
     for (int b = 0; b < 4; b++) stored |= uint32_t(uint8_t(le[i * 4 + b])) << (8 * b);
     const char* block = buf.data() + i * kBlockSize;
-    if (BlockCrc(block) == stored) continue;
-    if (stored == 0 && AllZero(block, kBlockSize)) continue;   // a hole
+    actual[i] = BlockCrc(block);
+    if (actual[i] == stored || (stored == 0 && AllZero(block, kBlockSize))) continue;   // or a hole
     crc_errors_->Inc();
     return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}",
-               what, first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored,
-               BlockCrc(block));
+               what, first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored, actual[i]);
   }
-  buf.erase(0, off - first * kBlockSize);
-  buf.resize(end - off);
-  return buf;
+  const size_t skip = off - first * kBlockSize, stop = end - first * kBlockSize;   // what is returned
+  rpc::Payload p(std::move(owner), buf.data() + skip, stop - skip);
+  p.crc = Crc32cOfRange(BlockJoiner(), buf.data(), skip, stop, actual);
+  return p;
 }
 
 Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {

@@ -25,12 +25,16 @@
 #include <utility>
 #include <vector>
 
+#include "common/crc32c.h"
 #include "common/metrics.h"
+#include "common/rpc.h"
 #include "common/status.h"
 
 namespace stria::store {
 
 inline constexpr uint64_t kBlockSize = 4096;
+// Joins the CRCs of kBlockSize blocks into the CRC of their bytes.
+const Crc32cJoiner& BlockJoiner();
 
 class Target {
  public:
@@ -51,13 +55,20 @@ class Target {
   // 4 KiB-aligned in memory is staged through an aligned buffer first. An
   // unaligned offset, or a file system that refuses O_DIRECT (at open, or
   // with EINVAL at the write), gets a buffered write.
+  // block_crcs: the CRC32C of each whole kBlockSize block of data, when the
+  // caller took them already (hydration, as the bytes came in); used only
+  // when offset is a multiple of kBlockSize.
   Status Write(uint64_t object_id, uint32_t index, uint64_t offset, const char* data, size_t len,
-               bool sync = false, bool direct = false);
+               bool sync = false, bool direct = false, const uint32_t* block_crcs = nullptr);
   // Bytes [offset, min(offset+len, size)); an absent object reads as empty.
   // EIO when a block's checksum does not match. nowait: EAGAIN instead of
   // waiting for the disk or for a writer of the object (a read that can
   // be served from the page cache at once, on the caller's thread).
   Result<std::string> Read(uint64_t object_id, uint32_t index, uint64_t offset, size_t len, bool nowait = false);
+  // The same bytes as a payload for a reply, with their CRC32C combined from
+  // the checked blocks' CRCs: the frame's CRC needs no second pass over them.
+  Result<rpc::Payload> ReadPayload(uint64_t object_id, uint32_t index, uint64_t offset, size_t len,
+                                   bool nowait = false);
   Status Truncate(uint64_t object_id, uint32_t index, uint64_t length);
   // Reserves disk space for [offset, offset+len) without changing the
   // object's size (ENOSPC when it does not fit; nothing changes then).

@@ -15,6 +15,8 @@
 #include <thread>
 #include <random>
 
+#include "common/crc32c.h"
+
 namespace stria::store {
 namespace {
 
@@ -122,10 +124,22 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
     } else if (kind < 9) {
       uint64_t off = rng() % (ref.size() + 5000);
       size_t len = rng() % 30000;
-      auto got = t_->Read(7, 1, off, len);
-      ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
       std::string want = off >= ref.size() ? "" : ref.substr(off, len);
-      ASSERT_EQ(*got, want) << "op " << op << " off " << off << " len " << len;
+      if (rng() % 2) {
+        auto got = t_->Read(7, 1, off, len);
+        ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
+        ASSERT_EQ(*got, want) << "op " << op << " off " << off << " len " << len;
+      } else {
+        // A reply's payload: its CRC, combined from the blocks' (holes,
+        // partial first and last blocks included), is the bytes' CRC.
+        auto got = t_->ReadPayload(7, 1, off, len);
+        ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
+        ASSERT_EQ(std::string(got->data, got->length), want) << "op " << op << " off " << off << " len " << len;
+        if (got->length > 0) {
+          ASSERT_TRUE(got->crc.has_value()) << "op " << op;
+          ASSERT_EQ(*got->crc, Crc32c(0, want.data(), want.size())) << "op " << op << " off " << off;
+        }
+      }
     } else if (rng() % 3 == 0) {
       uint64_t len = rng() % (ref.size() + 10000);
       ASSERT_TRUE(t_->Truncate(7, 1, len).ok());

@@ -113,18 +113,18 @@ void StoreService::RegisterHandlers(rpc::Server& server) {
           // thread: a hand-off to a worker costs a thread wake-up, which
           // is most of a 4 KiB read's time. Else a worker waits for the disk.
           if (req.length() <= kInlineRead) {
-            auto data = t->Read(req.ino(), req.index(), req.offset(), req.length(), /*nowait=*/true);
+            auto data = t->ReadPayload(req.ino(), req.index(), req.offset(), req.length(), /*nowait=*/true);
             if (data.ok() || data.status().code() != EAGAIN) {
               if (!data.ok()) return resp.Fail(data.status());
-              bytes_read_->Inc(data->size());
-              return resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+              bytes_read_->Inc(data->length);
+              return resp.Reply(proto::ObjReadReply(), std::move(data).value());
             }
           }
           return pool_->Post([this, t, req = std::move(req), resp] {
-            auto data = t->Read(req.ino(), req.index(), req.offset(), req.length());
+            auto data = t->ReadPayload(req.ino(), req.index(), req.offset(), req.length());
             if (!data.ok()) return resp.Fail(data.status());
-            bytes_read_->Inc(data->size());
-            resp.Reply(proto::ObjReadReply(), rpc::Payload(std::move(data).value()));
+            bytes_read_->Inc(data->length);
+            resp.Reply(proto::ObjReadReply(), std::move(data).value());
           });
         }
         // A released file: its missing chunks come from the bucket first.
