@@ -507,6 +507,7 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
   proto::Layout layout;
   std::string path;
   uint64_t window = 0, gen = 0;   // window > 0: read that much ahead, into the cache
+  std::string extent;
   std::optional<proto::RepoSource> source;
   {
     std::lock_guard lk(f->mu);
@@ -522,6 +523,12 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
       return n;
     }
     window = ReadAheadLocked(*f, offset, n);
+    // The reader has left the old extent: its buffer takes the next one
+    // (new memory of a window's size, zeroed, costs more than the read).
+    if (window > 0) {
+      extent = std::move(f->rc);
+      f->rc.clear();
+    }
     f->last_read_end = offset + n;
     layout = f->layout;
     path = h->path;
@@ -534,7 +541,7 @@ Result<size_t> Client::Impl::PreadOnce(int fd, void* buf, size_t n, uint64_t off
     STRIA_RETURN_IF_ERROR(ReadStripes(layout, path, offset, out, n, source ? &*source : nullptr));
     return n;
   }
-  std::string extent(window, '\0');
+  extent.resize(window);   // no zeroing when the old one was as large
   STRIA_RETURN_IF_ERROR(
       ReadStripes(layout, path, offset, extent.data(), window, source ? &*source : nullptr));
   std::memcpy(out, extent.data(), n);

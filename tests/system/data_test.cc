@@ -376,6 +376,31 @@ TEST_F(DataTest, SparseFileReadsZeros) {
   ExpectContent("/sparse", ref);
 }
 
+// Read-ahead windows reuse one buffer: a window over a hole after windows
+// over data reads zeros, not the bytes the buffer held before.
+TEST_F(DataTest, SequentialReadsOverHolesAfterDataReadZeros) {
+  constexpr size_t kMiB = 1u << 20;
+  std::mt19937_64 rng(11);
+  std::string ref(30 * kMiB, '\0');
+  Fill(rng, ref.data(), 12 * kMiB);             // data, then a hole of 16 MiB,
+  Fill(rng, ref.data() + 28 * kMiB, 2 * kMiB);  // then data again
+  auto fd = client_->Open("/holes-after-data", O_CREAT | O_RDWR, 0644);
+  ASSERT_OK(fd);
+  ASSERT_OK(client_->Pwrite(*fd, ref.data(), 12 * kMiB, 0));
+  ASSERT_OK(client_->Pwrite(*fd, ref.data() + 28 * kMiB, 2 * kMiB, 28 * kMiB));
+  ASSERT_OK(client_->Close(*fd));
+  fd = client_->Open("/holes-after-data", O_RDONLY);
+  ASSERT_OK(fd);
+  std::string got(kMiB, '\x7f');
+  for (size_t off = 0; off < ref.size(); off += kMiB) {
+    auto n = client_->Pread(*fd, got.data(), kMiB, off);
+    ASSERT_OK(n);
+    ASSERT_EQ(*n, kMiB);
+    ASSERT_TRUE(got == std::string_view(ref).substr(off, kMiB)) << "MiB at " << off / kMiB;
+  }
+  ASSERT_OK(client_->Close(*fd));
+}
+
 TEST_F(DataTest, TruncateOnOpenStartsEmpty) {
   std::string data(3 << 20, 'a');
   auto fd = client_->Open("/trunc", O_CREAT | O_WRONLY, 0644);
