@@ -74,10 +74,19 @@ std::string Tail(const std::string& path, size_t bytes = 1500) {
   return text->size() > bytes ? text->substr(text->size() - bytes) : *text;
 }
 
-// Starts argv in the background, detached (its own session), stdout/stderr
-// appended to out_file; the daemon's pid goes to pid_file.
-Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
-             const std::string& pid_file) {
+}  // namespace
+
+Status SpawnDetached(const std::vector<std::string>& argv, const std::string& out_file,
+                     const std::string& pid_file) {
+  if (argv.empty()) return Err(EINVAL, "spawn: no program given");
+  // The caller has threads (a test's client retrying its calls, say): after
+  // fork only async-signal-safe calls are allowed, since another thread may
+  // have held the allocator's lock at the fork and the child would wait on
+  // it forever. So everything that allocates is done here, first.
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const char* out_path = out_file.c_str();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Err(errno, "pipe: {}", std::strerror(errno));
   pid_t child = fork();
@@ -87,7 +96,7 @@ Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
     pid_t grandchild = fork();
     if (grandchild != 0) _exit(grandchild < 0 ? 1 : 0);
     int in = open("/dev/null", O_RDONLY);
-    int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in >= 0) dup2(in, 0);
     if (out >= 0) {
       dup2(out, 1);
@@ -96,11 +105,14 @@ Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::string pid = std::to_string(getpid());
-    (void)!write(fds[1], pid.data(), pid.size());
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
+    char digits[16];
+    size_t n = sizeof(digits);
+    for (unsigned long v = static_cast<unsigned long>(getpid()); n > 0;) {
+      digits[--n] = static_cast<char>('0' + v % 10);
+      v /= 10;
+      if (v == 0) break;
+    }
+    (void)!write(fds[1], digits + n, sizeof(digits) - n);
     execv(args[0], args.data());
     _exit(127);
   }
@@ -113,6 +125,8 @@ Status Spawn(const std::vector<std::string>& argv, const std::string& out_file,
   if (n <= 0) return Err(EIO, "could not start {}", argv[0]);
   return ReplaceFile(pid_file, std::string(buf, static_cast<size_t>(n)) + "\n");
 }
+
+namespace {
 
 std::string Exe(const std::string& name) {
   if (name == "meta") return "stria-meta";
@@ -152,7 +166,7 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
     // The mover serves nothing but its admin port.
     if (name != "mover") argv.insert(argv.begin() + 1, {"--listen", listen});
     argv.insert(argv.end(), args.begin(), args.end());
-    STRIA_RETURN_IF_ERROR(Spawn(argv, dir + "/" + base + ".out", pid_file));
+    STRIA_RETURN_IF_ERROR(SpawnDetached(argv, dir + "/" + base + ".out", pid_file));
     int pid = ReadPid(pid_file);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
     bool died = false;
@@ -195,7 +209,7 @@ Status Mount(const LocalOptions& opt, const std::string& dir, const std::string&
   std::string o = "log=" + fdir + "/fuse.log,log_level=" + opt.log_level;
   if (!opt.mount_options.empty()) o += "," + opt.mount_options;
   STRIA_RETURN_IF_ERROR(ReplaceFile(fdir + "/mountpoint", mp + "\n"));
-  STRIA_RETURN_IF_ERROR(Spawn({exe_path, "--meta", meta_addr, mp, "-f", "-o", o}, fdir + "/fuse.out", pid_file));
+  STRIA_RETURN_IF_ERROR(SpawnDetached({exe_path, "--meta", meta_addr, mp, "-f", "-o", o}, fdir + "/fuse.out", pid_file));
   int pid = ReadPid(pid_file);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {

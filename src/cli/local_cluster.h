@@ -55,6 +55,12 @@ Status LocalKill(const std::string& dir, const std::string& name, int sig);
 // Whether path is a mount point of a Stria mount (fuse.stria).
 bool IsStriaMount(const std::string& path);
 
+// Starts argv in the background, detached (its own session, reparented to
+// init), stdin from /dev/null, stdout and stderr appended to out_file; its
+// pid goes to pid_file. Safe to call from a process with other threads.
+Status SpawnDetached(const std::vector<std::string>& argv, const std::string& out_file,
+                     const std::string& pid_file);
+
 // The directory holding this executable (to find the daemons beside it).
 std::string SelfDir();
 

@@ -604,6 +604,15 @@ struct Channel::Impl : std::enable_shared_from_this<Channel::Impl> {
       Disconnect(FromAsio(ec, "connect to " + address));
       co_return;
     }
+    // While nothing listens on a loopback port in the ephemeral range (a
+    // daemon restarting), the kernel may give our socket that very port and
+    // connect it to itself. That is no server; and it would hold the port
+    // the daemon is about to bind again.
+    asio::error_code lec, rec;
+    if (s->local_endpoint(lec) == s->remote_endpoint(rec) && !lec && !rec) {
+      Disconnect(Err(ECONNREFUSED, "connect to {}: connection refused (connected to itself)", address));
+      co_return;
+    }
     s->set_option(tcp::no_delay(true), ec);
     writer = std::make_shared<Writer>(io.get_executor());
     state = State::kConnected;

@@ -4,8 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <asio.hpp>
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -183,6 +190,41 @@ TEST(RpcClient, DeadServerGivesClearError) {
   CallResult r = ch->CallSync(proto::PING, "", {}, {});
   EXPECT_EQ(r.status.code(), ECONNREFUSED) << r.status.ToString();
   EXPECT_NE(r.status.message().find(std::to_string(port)), std::string::npos);
+}
+
+// While a daemon restarts, nothing listens on its port; a client that
+// retries may be given that very port as its own and connect to itself.
+// Here the ephemeral range is that one port (in a network namespace of the
+// test's own), so the first connect does: it must count as refused.
+TEST(RpcClient, ConnectionToItselfIsRefused) {
+  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(home, 0);
+  if (unshare(CLONE_NEWNET) != 0) {
+    close(home);
+    GTEST_SKIP() << "needs root for a network namespace: " << std::strerror(errno);
+  }
+  {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    ASSERT_EQ(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+    ifr.ifr_flags |= IFF_UP;
+    ASSERT_EQ(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+    close(s);
+    int f = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(f, 0);
+    ASSERT_EQ(write(f, "40000 40000", 11), 11);
+    close(f);
+    IoThread io;   // its thread is in this namespace too
+    auto ch = Channel::Create(io.io(), "127.0.0.1:40000");
+    CallOptions o;
+    o.timeout = std::chrono::seconds(5);
+    CallResult r = ch->CallSync(proto::PING, "", {}, o);
+    EXPECT_EQ(r.status.code(), ECONNREFUSED) << r.status.ToString();
+    ch->Close();
+  }
+  EXPECT_EQ(setns(home, CLONE_NEWNET), 0) << std::strerror(errno);
+  close(home);
 }
 
 }  // namespace
