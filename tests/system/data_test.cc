@@ -422,6 +422,7 @@ TEST_F(DataTest, SharedFileWritersInSeparateProcesses) {
   constexpr int kRanks = 4;
   constexpr size_t kPart = 3u << 20;   // not a multiple of the stripe row
   ASSERT_OK(client_->SetLayout("/ckpt", 3, 1 << 20));
+  CloseClientBeforeFork();
   std::vector<pid_t> kids;
   for (int rank = 0; rank < kRanks; rank++) {
     pid_t pid = fork();
@@ -446,6 +447,7 @@ TEST_F(DataTest, SharedFileWritersInSeparateProcesses) {
     waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank exit " << status;
   }
+  Reconnect();
   std::string ref;
   for (int rank = 0; rank < kRanks; rank++) ref += std::string(kPart, static_cast<char>('A' + rank));
   ExpectContent("/ckpt", ref);

@@ -44,6 +44,7 @@ class NamespaceTest : public SharedClusterTest {
   // own (a session of its own). body returns two counts, or a non-zero exit
   // code through *fail. Returns the counts added up over the children.
   std::array<int, 2> InProcesses(int procs, const std::function<std::array<int, 2>(Client&, int, int*)>& body) {
+    CloseClientBeforeFork();
     std::vector<std::pair<pid_t, int>> kids;   // pid, read end of its pipe
     for (int p = 0; p < procs; p++) {
       int fds[2];
@@ -77,6 +78,8 @@ class NamespaceTest : public SharedClusterTest {
       total[0] += counts[0];
       total[1] += counts[1];
     }
+    Reconnect();
+    c_ = client_.get();
     return total;
   }
 
