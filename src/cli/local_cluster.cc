@@ -158,7 +158,11 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
   auto old = ReadPortFile(port_file);
   std::string listen = "127.0.0.1:0";
   if (old.count("listen")) listen = old["listen"];
-  for (int attempt = 0; attempt < 2; attempt++) {
+  // A daemon that dies at once on its old port is started again on it a few
+  // times, a moment apart: a retrying client's socket may hold that port for
+  // a moment (the kernel can give it as the socket's own). Then any port.
+  constexpr int kSamePortTries = 3;
+  for (int attempt = 0; attempt <= kSamePortTries; attempt++) {
     ::unlink(port_file.c_str());
     std::vector<std::string> argv = {exe_path, "--admin", "127.0.0.1:0",
                                      "--port-file", port_file, "--log", dir + "/" + base + ".log",
@@ -178,8 +182,12 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (died && listen != "127.0.0.1:0" && attempt == 0) {
-      listen = "127.0.0.1:0";   // the old port is taken: let the kernel pick
+    if (died && listen != "127.0.0.1:0") {
+      if (attempt + 1 < kSamePortTries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      } else {
+        listen = "127.0.0.1:0";   // the old port stays taken: let the kernel pick
+      }
       continue;
     }
     if (!died) ::kill(pid, SIGKILL);
@@ -188,6 +196,31 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
                dir, Tail(dir + "/" + base + ".out"), Tail(dir + "/" + base + ".log"));
   }
   return Err(EIO, "{} could not start", name);
+}
+
+// A running daemon started with another --meta than meta_addr (meta came
+// back on another port) is stopped, so that it is started again pointing
+// at the meta that serves.
+void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const std::string& meta_addr) {
+  int pid = ReadPid(pid_file);
+  if (!IsOurs(pid, exe)) return;
+  auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmd.ok()) return;
+  std::vector<std::string> args;
+  for (size_t at = 0; at < cmd->size();) {
+    size_t end = cmd->find('\0', at);
+    if (end == std::string::npos) end = cmd->size();
+    args.push_back(cmd->substr(at, end - at));
+    at = end + 1;
+  }
+  auto it = std::find(args.begin(), args.end(), "--meta");
+  if (it == args.end() || it + 1 == args.end() || *(it + 1) == meta_addr) return;
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (IsOurs(pid, exe)) ::kill(pid, SIGKILL);
 }
 
 // Mounts the cluster at opt.mount with stria-fuse in the foreground of its
@@ -315,6 +348,7 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
     std::string sdir = dir + "/store-" + std::to_string(i);
     fs::create_directories(sdir + "/target", ec);
     if (ec) return Err(ec.value(), "local up: cannot create {}: {}", sdir, ec.message());
+    StopIfMetaMoved(sdir + "/store.pid", "stria-store", meta_addr);
     std::vector<std::string> args = {"--meta", meta_addr, "--target", sdir + "/target"};
     std::istringstream more(opt.store_args);
     for (std::string a; more >> a;) args.push_back(a);
@@ -323,6 +357,7 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
   }
   // The data-repository policies (auto-export); idle without links.
   fs::create_directories(dir + "/mover", ec);
+  StopIfMetaMoved(dir + "/mover/mover.pid", "stria-mover", meta_addr);
   std::vector<std::string> mover_args = {"--meta", meta_addr};
   if (opt.high_watermark > 0) {
     mover_args.insert(mover_args.end(), {"--high-watermark", fmt::format("{}", opt.high_watermark),

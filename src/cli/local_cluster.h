@@ -7,8 +7,10 @@
 //   DIR/fuse/      fuse.log  fuse.out  fuse.pid  mountpoint   (with --mount)
 //
 // Ports are picked by the kernel on first start (so clusters can run side by
-// side) and reused on later starts when still free. Only processes this
-// module started (by pid file, checked against /proc) are ever signalled.
+// side) and reused on later starts when still free (tried a few times, a
+// moment apart); if meta must move to another port, the stores and the mover
+// are restarted to point at it. Only processes this module started (by pid
+// file, checked against /proc) are ever signalled.
 #pragma once
 
 #include <string>

@@ -1,7 +1,10 @@
-// Failures on a real cluster: kill -9 and restart of each daemon, a stopped
-// store, a full target, hostile frames, objects freed also when a store was
-// down, and the admin endpoints.
+// Failures on a real cluster: kill -9 and restart of each daemon (also
+// when meta's port is taken), a stopped store, a full target, hostile
+// frames, objects freed also when a store was down, and the admin endpoints.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -9,10 +12,12 @@
 #include <filesystem>
 #include <httplib.h>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
 #include "common/rpc.h"
+#include "common/util.h"
 #include "proto/stria.pb.h"
 #include "tests/system/cluster.h"
 
@@ -87,6 +92,108 @@ TEST(Failure, MetaKilledAndRestartedLosesNothingAcknowledged) {
   auto c2 = cluster.Connect();
   EXPECT_EQ(*ReadFileAll(*c2, "/keep/data"), data);
   EXPECT_OK(c2->Mkdir("/after-restart"));
+}
+
+// Holds a TCP port on loopback with a listening socket (which a daemon's
+// bind cannot share) until Release().
+class PortHolder {
+ public:
+  explicit PortHolder(uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // The dead daemon's connections may hold the port for a moment.
+    auto deadline = steady_clock::now() + seconds(30);
+    while (!held_ && steady_clock::now() < deadline) {
+      fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      held_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && ::listen(fd_, 1) == 0;
+      if (!held_) {
+        Release();
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+    }
+  }
+  ~PortHolder() { Release(); }
+  bool held() const { return held_; }
+  void Release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+uint16_t PortOf(const std::string& address) { return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
+
+// A restarted meta whose port is held for a moment (a retrying client's
+// socket can hold it) comes back on the same port, so that running clients
+// find it again; one whose port stays taken comes back on another.
+TEST(Failure, RestartedMetaKeepsItsPortWhenItFreesSoon) {
+  Cluster cluster(1);
+  ASSERT_OK(cluster.Up());
+  std::string before = cluster.meta();
+  auto c = cluster.Connect(seconds(60));
+  WriteFile(*c, "/f", "kept");
+  ASSERT_OK(cluster.Kill("meta", SIGKILL));
+  PortHolder hold(PortOf(before));
+  ASSERT_TRUE(hold.held()) << "could not hold meta's port " << before;
+  auto up = std::async(std::launch::async, [&] { return cluster.Up(); });
+  // Free the port once meta has failed on it once.
+  std::string out_file = cluster.dir() + "/meta/meta.out";
+  auto deadline = steady_clock::now() + seconds(60);
+  while (steady_clock::now() < deadline) {
+    auto out = ReadFile(out_file);
+    if (out.ok() && Count(*out, "cannot listen on") >= 1) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  hold.Release();
+  ASSERT_OK(up.get());
+  EXPECT_EQ(cluster.meta(), before);
+  auto kept = ReadFileAll(*c, "/f");   // the old client goes on
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "kept");
+}
+
+TEST(Failure, RestartedMetaMovesWhenItsPortStaysTaken) {
+  Cluster cluster(1);
+  ASSERT_OK(cluster.Up());
+  std::string before = cluster.meta();
+  {
+    auto c = cluster.Connect();
+    WriteFile(*c, "/f", "kept");
+  }
+  ASSERT_OK(cluster.Kill("meta", SIGKILL));
+  PortHolder hold(PortOf(before));
+  ASSERT_TRUE(hold.held()) << "could not hold meta's port " << before;
+  std::string log_file = cluster.dir() + "/meta/meta.log";
+  size_t registered = Count(*ReadFile(log_file), "registered at");
+  ASSERT_OK(cluster.Up());
+  EXPECT_NE(cluster.meta(), before);
+  auto c = cluster.Connect();
+  auto kept = ReadFileAll(*c, "/f");
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "kept");
+  // The store was started again, pointing at the meta that serves.
+  auto deadline = steady_clock::now() + seconds(60);
+  while (Count(*ReadFile(log_file), "registered at") == registered && steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_GT(Count(*ReadFile(log_file), "registered at"), registered);
+  WriteFile(*c, "/g", "new");
+  auto fresh = ReadFileAll(*c, "/g");
+  ASSERT_OK(fresh);
+  EXPECT_EQ(*fresh, "new");
 }
 
 TEST(Failure, StoreKilledAndRestartedKeepsFsyncedData) {
