@@ -198,14 +198,10 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
   return Err(EIO, "{} could not start", name);
 }
 
-// A running daemon started with another --meta than meta_addr (meta came
-// back on another port) is stopped, so that it is started again pointing
-// at the meta that serves.
-void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const std::string& meta_addr) {
-  int pid = ReadPid(pid_file);
-  if (!IsOurs(pid, exe)) return;
+// The value of a running daemon's --meta flag ("" when it has none).
+std::string MetaArgOf(int pid) {
   auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-  if (!cmd.ok()) return;
+  if (!cmd.ok()) return "";
   std::vector<std::string> args;
   for (size_t at = 0; at < cmd->size();) {
     size_t end = cmd->find('\0', at);
@@ -214,7 +210,17 @@ void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const 
     at = end + 1;
   }
   auto it = std::find(args.begin(), args.end(), "--meta");
-  if (it == args.end() || it + 1 == args.end() || *(it + 1) == meta_addr) return;
+  return it == args.end() || it + 1 == args.end() ? "" : *(it + 1);
+}
+
+// A running daemon started with another --meta than meta_addr (meta came
+// back on another port) is stopped, so that it is started again pointing
+// at the meta that serves.
+void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const std::string& meta_addr) {
+  int pid = ReadPid(pid_file);
+  if (!IsOurs(pid, exe)) return;
+  std::string was = MetaArgOf(pid);
+  if (was.empty() || was == meta_addr) return;
   ::kill(pid, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
@@ -222,6 +228,8 @@ void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const 
   }
   if (IsOurs(pid, exe)) ::kill(pid, SIGKILL);
 }
+
+Status Unmount(const std::string& dir);
 
 // Mounts the cluster at opt.mount with stria-fuse in the foreground of its
 // own detached process, so that its pid is known and signals reach it.
@@ -231,9 +239,16 @@ Status Mount(const LocalOptions& opt, const std::string& dir, const std::string&
   fs::create_directories(fdir, ec);
   if (ec) return Err(ec.value(), "local up: cannot create {}: {}", fdir, ec.message());
   std::string mp = fs::absolute(opt.mount).string();
-  fs::create_directories(mp, ec);
   std::string pid_file = fdir + "/fuse.pid";
-  if (IsOurs(ReadPid(pid_file), "stria-fuse") && IsStriaMount(mp)) return Status::Ok();
+  int running = ReadPid(pid_file);
+  if (IsOurs(running, "stria-fuse") && IsStriaMount(mp)) {
+    std::string was = MetaArgOf(running);
+    if (was.empty() || was == meta_addr) return Status::Ok();
+    // Meta moved to another port: this daemon calls one that is gone (and
+    // any look at the mount point would wait for it until its timeout).
+    STRIA_RETURN_IF_ERROR(Unmount(dir));
+  }
+  fs::create_directories(mp, ec);
   if (IsStriaMount(mp)) {
     return Err(EBUSY, "local up: {} is already a Stria mount of another daemon (unmount it first)", mp);
   }

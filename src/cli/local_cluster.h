@@ -8,9 +8,9 @@
 //
 // Ports are picked by the kernel on first start (so clusters can run side by
 // side) and reused on later starts when still free (tried a few times, a
-// moment apart); if meta must move to another port, the stores and the mover
-// are restarted to point at it. Only processes this module started (by pid
-// file, checked against /proc) are ever signalled.
+// moment apart); if meta must move to another port, the stores, the mover
+// and the mount's daemon are restarted to point at it. Only processes this
+// module started (by pid file, checked against /proc) are ever signalled.
 #pragma once
 
 #include <string>

@@ -57,6 +57,8 @@ class Cluster {
     meta_ = *r;
     return Status::Ok();
   }
+  // Up() also mounts the cluster there (stria-fuse).
+  void SetMount(const std::string& mountpoint) { opt_.mount = mountpoint; }
   Status Kill(const std::string& name, int sig = 9) { return cli::LocalKill(opt_.dir, name, sig); }
 
   std::unique_ptr<Client> Connect(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {

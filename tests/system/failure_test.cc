@@ -196,6 +196,38 @@ TEST(Failure, RestartedMetaMovesWhenItsPortStaysTaken) {
   EXPECT_EQ(*fresh, "new");
 }
 
+// The same through a mount: `local up` mounts again when the mount's
+// daemon calls a meta that has moved.
+TEST(Failure, MountFollowsAMetaThatMoved) {
+  if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "needs root and /dev/fuse";
+  Cluster cluster(1);
+  std::string mp = cluster.dir() + "/mnt";
+  cluster.SetMount(mp);
+  ASSERT_OK(cluster.Up());
+  auto put = [](const std::string& path, const std::string& data) {
+    int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Err(errno, "open {}: {}", path, std::strerror(errno));
+    bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && ::fsync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    return ok ? Status::Ok() : Err(err, "write {}: {}", path, std::strerror(err));
+  };
+  ASSERT_OK(put(mp + "/f", "kept"));
+  std::string before = cluster.meta();
+  ASSERT_OK(cluster.Kill("meta", SIGKILL));
+  PortHolder hold(PortOf(before));
+  ASSERT_TRUE(hold.held()) << "could not hold meta's port " << before;
+  ASSERT_OK(cluster.Up());
+  EXPECT_NE(cluster.meta(), before);
+  auto kept = ReadFile(mp + "/f");
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "kept");
+  ASSERT_OK(put(mp + "/g", "new"));
+  auto fresh = ReadFile(mp + "/g");
+  ASSERT_OK(fresh);
+  EXPECT_EQ(*fresh, "new");
+}
+
 TEST(Failure, StoreKilledAndRestartedKeepsFsyncedData) {
   Cluster cluster(3);
   ASSERT_OK(cluster.Up());
