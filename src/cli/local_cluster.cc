@@ -68,6 +68,22 @@ bool IsOurs(int pid, const std::string& exe_name) {
   return cmd.ok() && cmd->find(exe_name) != std::string::npos;
 }
 
+// What a process that did not come up is doing, for the error: its name
+// (the caller's until its exec), state and the kernel function it waits in.
+std::string ProcessSummary(int pid) {
+  std::string out = "pid " + std::to_string(pid);
+  auto st = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  if (st.ok()) {
+    auto lp = st->find('('), rp = st->rfind(')');
+    if (lp != std::string::npos && rp != std::string::npos && rp + 2 < st->size()) {
+      out += " (" + st->substr(lp + 1, rp - lp - 1) + "), state " + st->substr(rp + 2, 1);
+    }
+  }
+  auto wchan = ReadFile("/proc/" + std::to_string(pid) + "/wchan");
+  if (wchan.ok() && !wchan->empty() && *wchan != "0") out += ", waiting in " + *wchan;
+  return out;
+}
+
 std::string Tail(const std::string& path, size_t bytes = 1500) {
   auto text = ReadFile(path);
   if (!text.ok()) return "(no log)";
@@ -190,10 +206,13 @@ Result<std::map<std::string, std::string>> StartDaemon(const std::string& name,
       }
       continue;
     }
-    if (!died) ::kill(pid, SIGKILL);
-    return Err(died ? EIO : ETIMEDOUT, "{} {} in {}; last output:\n{}\n{}", name,
-               died ? "exited" : "did not come up within " + std::to_string(opt.timeout_s) + " s",
-               dir, Tail(dir + "/" + base + ".out"), Tail(dir + "/" + base + ".log"));
+    std::string what = "exited";
+    if (!died) {
+      what = "did not come up within " + std::to_string(opt.timeout_s) + " s (" + ProcessSummary(pid) + ")";
+      ::kill(pid, SIGKILL);
+    }
+    return Err(died ? EIO : ETIMEDOUT, "{} {} in {}; last output:\n{}\n{}", name, what, dir,
+               Tail(dir + "/" + base + ".out"), Tail(dir + "/" + base + ".log"));
   }
   return Err(EIO, "{} could not start", name);
 }

@@ -1,4 +1,4 @@
-// SpawnDetached from a process with other threads (a test whose client
+// The local-cluster runner: SpawnDetached from a process with other threads (a test whose client
 // retries its calls while a daemon restarts). After fork the child may make
 // only async-signal-safe calls until its exec: another thread may have held
 // the allocator's lock at the fork, and an allocation would then wait on it
@@ -62,6 +62,29 @@ TEST(SpawnDetached, ChildMakesNoAllocationBeforeExec) {
 
 TEST(SpawnDetached, EmptyArgvIsAnError) {
   EXPECT_EQ(SpawnDetached({}, "/dev/null", "/dev/null").code(), EINVAL);
+}
+
+// A daemon that never serves: `local up` gives up at its deadline, kills
+// it, and says what the process was doing.
+TEST(LocalUp, DaemonThatNeverServesGivesAClearTimeout) {
+  char tmpl[] = "/tmp/stria-spawn-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::filesystem::create_directories(dir + "/bin");
+  std::string fake = dir + "/bin/stria-meta";
+  ASSERT_TRUE(ReplaceFile(fake, "#!/bin/sh\nwhile :; do sleep 1; done\n").ok());
+  ASSERT_EQ(chmod(fake.c_str(), 0755), 0);
+  LocalOptions opt;
+  opt.dir = dir + "/cluster";
+  opt.bin_dir = dir + "/bin";
+  opt.timeout_s = 1;
+  auto r = LocalUp(opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ETIMEDOUT);
+  EXPECT_NE(r.status().message().find("meta did not come up within 1 s (pid "), std::string::npos)
+      << r.status().ToString();
+  EXPECT_NE(r.status().message().find("(stria-meta), state "), std::string::npos) << r.status().ToString();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
