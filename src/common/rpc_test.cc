@@ -197,12 +197,20 @@ TEST(RpcClient, DeadServerGivesClearError) {
 // Here the ephemeral range is that one port (in a network namespace of the
 // test's own), so the first connect does: it must count as refused.
 TEST(RpcClient, ConnectionToItselfIsRefused) {
-  int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(home, 0);
-  if (unshare(CLONE_NEWNET) != 0) {
-    close(home);
-    GTEST_SKIP() << "needs root for a network namespace: " << std::strerror(errno);
-  }
+  // Back to the test's own namespace however this test ends.
+  struct Home {
+    int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    bool left = false;
+    ~Home() {
+      if (left) {
+        EXPECT_EQ(setns(fd, CLONE_NEWNET), 0) << std::strerror(errno);
+      }
+      close(fd);
+    }
+  } home;
+  ASSERT_GE(home.fd, 0);
+  if (unshare(CLONE_NEWNET) != 0) GTEST_SKIP() << "needs root for a network namespace: " << std::strerror(errno);
+  home.left = true;
   {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ifreq ifr{};
@@ -223,8 +231,6 @@ TEST(RpcClient, ConnectionToItselfIsRefused) {
     EXPECT_EQ(r.status.code(), ECONNREFUSED) << r.status.ToString();
     ch->Close();
   }
-  EXPECT_EQ(setns(home, CLONE_NEWNET), 0) << std::strerror(errno);
-  close(home);
 }
 
 }  // namespace

@@ -128,7 +128,9 @@ class PortHolder {
   bool held_ = false;
 };
 
-uint16_t PortOf(const std::string& address) { return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
+uint16_t PortOf(const std::string& address) {
+  return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+}
 
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
