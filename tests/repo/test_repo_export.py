@@ -34,7 +34,7 @@ def bucket(s3c):
 def mount(cluster):
     m = Mount(cluster)
     yield m
-    m.stop()
+    m.close()
 
 
 def link(cluster, proxy, bucket):

@@ -128,7 +128,7 @@ def test_a_read_in_the_middle_comes_before_the_rest(cluster, proxy, bucket, s3c)
         with open(m.path + d + "/middle.bin", "rb") as f:
             assert f.read() == body
     finally:
-        m.stop()
+        m.close()
 
 
 def test_chunks_no_longer_in_memory_are_read_from_the_stores(cluster, proxy, bucket, s3c):
@@ -158,7 +158,7 @@ def test_chunks_no_longer_in_memory_are_read_from_the_stores(cluster, proxy, buc
         assert len(got) - before < 9
     finally:
         if m:
-            m.stop()
+            m.close()
         c.down()
 
 
@@ -218,8 +218,8 @@ def test_concurrent_first_reads_from_two_mounts_share_the_fetches(cluster, proxy
         got = [e.range for e in gets(proxy)[before:]]
         assert len(got) == len(set(got)) == 4, got   # one GET per 8 MiB unit, none twice
     finally:
-        m1.stop()
-        m2.stop()
+        m1.close()
+        m2.close()
 
 
 def test_large_file_hydrates_byte_exact(cluster, proxy, bucket, s3c, tmp_path):
@@ -262,7 +262,7 @@ def test_writing_a_released_file_hydrates_it_first(cluster, proxy, bucket):
         n = status(cluster, d)
         assert n["dirty_files"] == 2
     finally:
-        m.stop()
+        m.close()
 
 
 def test_changed_object_restarts_the_file_cleanly(cluster, proxy, bucket, s3c):

@@ -128,7 +128,7 @@ def test_the_mount_imports_and_reads_too(cluster, proxy, bucket):
         with open(root + "/cats/c1.jpg", "rb") as f:   # hydrated on first read
             assert f.read() == keys["train/cats/c1.jpg"]
     finally:
-        m.stop()
+        m.close()
 
 
 def test_unreachable_bucket_gives_a_clear_error(cluster, proxy, bucket):
