@@ -1,10 +1,11 @@
-// The local-cluster runner: SpawnDetached from a process with other threads (a test whose client
-// retries its calls while a daemon restarts). After fork the child may make
-// only async-signal-safe calls until its exec: another thread may have held
-// the allocator's lock at the fork, and an allocation would then wait on it
-// forever (seen once in CI: a restarted meta that never came up). This
-// binary replaces operator new so that an allocation in a forked child ends
-// that child at once, which makes such a bug fail here every time.
+// The local-cluster runner. SpawnDetached is called from processes with
+// other threads (a test whose client retries its calls while a daemon
+// restarts). After fork the child may make only async-signal-safe calls
+// until its exec: another thread may have held the allocator's lock at the
+// fork, and an allocation would then wait on it forever (seen once in CI: a
+// restarted meta that never came up). This binary replaces operator new so
+// that an allocation in a forked child ends that child at once, which makes
+// such a bug fail here every time.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
