@@ -232,6 +232,17 @@ std::string MetaArgOf(int pid) {
   return it == args.end() || it + 1 == args.end() ? "" : *(it + 1);
 }
 
+// SIGTERM, then SIGKILL if the daemon (still ours) has not exited within
+// 10 s.
+void StopDaemon(int pid, const std::string& exe) {
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (IsOurs(pid, exe)) ::kill(pid, SIGKILL);
+}
+
 // A running daemon started with another --meta than meta_addr (meta came
 // back on another port) is stopped, so that it is started again pointing
 // at the meta that serves.
@@ -240,12 +251,7 @@ void StopIfMetaMoved(const std::string& pid_file, const std::string& exe, const 
   if (!IsOurs(pid, exe)) return;
   std::string was = MetaArgOf(pid);
   if (was.empty() || was == meta_addr) return;
-  ::kill(pid, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (IsOurs(pid, exe) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (IsOurs(pid, exe)) ::kill(pid, SIGKILL);
+  StopDaemon(pid, exe);
 }
 
 Status Unmount(const std::string& dir);
@@ -300,14 +306,7 @@ Status Unmount(const std::string& dir) {
   std::string mp = *mp_text;
   while (!mp.empty() && mp.back() == '\n') mp.pop_back();
   int pid = ReadPid(fdir + "/fuse.pid");
-  if (IsOurs(pid, "stria-fuse")) {
-    ::kill(pid, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (IsOurs(pid, "stria-fuse") && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (IsOurs(pid, "stria-fuse")) ::kill(pid, SIGKILL);
-  }
+  if (IsOurs(pid, "stria-fuse")) StopDaemon(pid, "stria-fuse");
   if (IsStriaMount(mp)) {
     // The daemon is gone (crashed, or killed): detach the dead mount.
     if (::umount2(mp.c_str(), MNT_DETACH) != 0) {
