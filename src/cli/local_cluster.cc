@@ -373,8 +373,10 @@ Result<std::string> LocalUp(const LocalOptions& opt) {
   fs::create_directories(opt.dir + "/meta", ec);
   if (ec) return Err(ec.value(), "local up: cannot create {}: {}", opt.dir, ec.message());
   std::string dir = fs::absolute(opt.dir).string();
-  STRIA_ASSIGN_OR_RETURN(auto meta, StartDaemon("meta", "stria-meta", dir + "/meta",
-                                                {"--data", dir + "/meta"}, opt));
+  std::vector<std::string> meta_args = {"--data", dir + "/meta"};
+  std::istringstream more_meta(opt.meta_args);
+  for (std::string a; more_meta >> a;) meta_args.push_back(a);
+  STRIA_ASSIGN_OR_RETURN(auto meta, StartDaemon("meta", "stria-meta", dir + "/meta", meta_args, opt));
   std::string meta_addr = meta["listen"];
   int stores = std::max(opt.stores, CountStores(dir));
   for (int i = 0; i < stores; i++) {

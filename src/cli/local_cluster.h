@@ -29,6 +29,7 @@ struct LocalOptions {
   std::string mount;          // if set, also mount the cluster here (stria-fuse)
   std::string mount_options;  // -o options for stria-fuse
   std::string store_args;     // more stria-store flags, space-separated
+  std::string meta_args;      // more stria-meta flags, space-separated
   // stria-mover's watermark release (percent of the targets used; 0: off).
   double high_watermark = 0, low_watermark = 0;
 };

@@ -461,6 +461,7 @@ int Main(int argc, char** argv) {
   up->add_option("--mount-options", lopt.mount_options, "-o options for stria-fuse (see stria-fuse --help)");
   up->add_option("--store-args", lopt.store_args,
                  "more flags for every stria-store, space-separated (see stria-store --help)");
+  up->add_option("--meta-args", lopt.meta_args, "more flags for stria-meta, space-separated (see stria-meta --help)");
   up->add_option("--high-watermark", lopt.high_watermark,
                  "release the least recently used files under bucket links above this percent of the targets used")
       ->check(CLI::Range(0.0, 100.0));

@@ -25,11 +25,16 @@ int Main(int argc, char** argv) {
   app.add_option("--store-timeout-ms", opt.store_timeout_ms, "a store without heartbeat this long is down");
   app.add_option("--session-timeout-ms", opt.session_timeout_ms, "a client without heartbeat this long is gone");
   app.add_option("--heartbeat-ms", opt.store_heartbeat_ms, "stores' heartbeat interval");
+  uint64_t reserve_mib = opt.reserve_bytes >> 20;
+  app.add_option("--reserve-mib", reserve_mib,
+                 "creates, mkdirs and xattrs fail with ENOSPC while the metadata disk has less than this free")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  opt.reserve_bytes = reserve_mib << 20;
   auto fail = [](const Status& st) {
     spdlog::error("{}", st.ToString());
     std::fprintf(stderr, "stria-meta: %s\n", st.ToString().c_str());

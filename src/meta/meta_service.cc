@@ -1,13 +1,17 @@
 #include "meta/meta_service.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <future>
 #include <random>
 
 #include <tuple>
 
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -44,11 +48,40 @@ rocksdb::WriteBatch Txn::Batch() const {
 
 // ------------------------------------------------------------ service --
 
+namespace {
+
+// RocksDB's own log, into this daemon's (spdlog): its informational lines
+// at debug level, its warnings and errors as such. Its default, a LOG file
+// beside the database, aborts the process (an assertion in Debian's
+// build) at the first line after a write to that file failed, so a full
+// disk would end meta; spdlog goes on after a failed write.
+class RocksLog : public rocksdb::Logger {
+ public:
+  RocksLog() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    auto to = spdlog::level::debug;
+    if (level == rocksdb::InfoLogLevel::WARN_LEVEL) to = spdlog::level::warn;
+    if (level == rocksdb::InfoLogLevel::ERROR_LEVEL || level == rocksdb::InfoLogLevel::FATAL_LEVEL) {
+      to = spdlog::level::err;
+    }
+    if (!spdlog::default_logger_raw()->should_log(to)) return;
+    char line[2048];
+    int n = std::vsnprintf(line, sizeof(line), format, ap);
+    std::string_view text(line, n < 0 ? 0 : std::min<size_t>(size_t(n), sizeof(line) - 1));
+    while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    spdlog::log(to, "rocksdb: {}", text);
+  }
+};
+
+}  // namespace
+
 Result<std::unique_ptr<MetaService>> MetaService::Open(const MetaOptions& opt) {
   std::unique_ptr<MetaService> s(new MetaService());
   s->opt_ = opt;
   rocksdb::Options o;
   o.create_if_missing = true;
+  o.info_log = std::make_shared<RocksLog>();
   o.IncreaseParallelism(2);
   rocksdb::DB* db = nullptr;
   auto st = rocksdb::DB::Open(o, opt.data_dir + "/db", &db);
@@ -200,8 +233,13 @@ void MetaService::SyncLoop() {
       if (waiting_.empty()) return;   // stopping, nothing left
       upto = written_seq_;            // every batch written before this sync starts
     }
-    auto s = db_->SyncWAL();
-    syncs_->Inc();
+    // A WAL that failed a write must not be touched again (RocksDB
+    // asserts): what waits is answered with the failure instead.
+    const bool stopped = write_failed_;
+    auto s = stopped ? rocksdb::Status::IOError("an earlier write failed") : db_->SyncWAL();
+    if (!stopped) syncs_->Inc();
+    Status failed;
+    if (!s.ok()) failed = stopped ? WritesStopped() : WriteFailed(s, "metadata WAL sync failed");
     std::deque<Waiting> ready;
     {
       std::lock_guard lk(sync_mu_);
@@ -212,7 +250,7 @@ void MetaService::SyncLoop() {
     }
     mutations_->Inc(ready.size());
     for (auto& w : ready) {
-      if (!s.ok()) w.result = OpResult{Err(EIO, "metadata WAL sync failed: {}", s.ToString()), ""};
+      if (!s.ok()) w.result = OpResult{failed, ""};
       w.done(std::move(w.result));
     }
   }
@@ -321,6 +359,7 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
       }
     }
   }
+  if (Status st = CheckReserve(type, op.name); !st.ok()) return {st, ""};
   auto r = op.fn(*this, t, message);
   OpResult out;
   if (r.ok()) out.reply = std::move(r).value();
@@ -336,9 +375,10 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
     t.Put(keys::Dedup(mid.session(), mid.seq()), d.SerializeAsString());
   }
   if (!t.empty()) {
+    if (write_failed_) return {WritesStopped(), ""};
     auto b = t.Batch();
     auto s = db_->Write(rocksdb::WriteOptions(), &b);
-    if (!s.ok()) return {Err(EIO, "metadata write failed: {}", s.ToString()), ""};
+    if (!s.ok()) return {WriteFailed(s, "metadata write failed"), ""};
     inode_count += t.inode_delta;
     garbage_count += t.garbage_delta;
     {
@@ -348,6 +388,56 @@ OpResult MetaService::Run(uint16_t type, const std::string& message, bool* wrote
     *wrote = true;
   }
   return out;
+}
+
+Status MetaService::CheckReserve(uint16_t type, const char* name) {
+  switch (type) {
+    case proto::CREATE:
+    case proto::MKDIR:
+    case proto::SYMLINK:
+    case proto::LINK:
+    case proto::SET_XATTR:
+    case proto::REPO_LINK:
+    case proto::REPO_IMPORT:
+    case proto::REPO_SYNC:
+      break;
+    default:
+      return Status::Ok();
+  }
+  struct statvfs v;
+  std::string db = opt_.data_dir + "/db";
+  if (::statvfs(db.c_str(), &v) != 0) return Status::Ok();   // the write itself will tell
+  uint64_t free = uint64_t(v.f_bavail) * v.f_frsize;
+  if (free >= opt_.reserve_bytes) return Status::Ok();
+  return Err(ENOSPC, "{}: stria-meta's disk is nearly full ({}: {} MiB free, under the {} MiB kept for "
+             "deletions and the database's own work)", name, db, free >> 20, opt_.reserve_bytes >> 20);
+}
+
+Status MetaService::WriteFailed(const rocksdb::Status& s, const char* what) {
+  Status st = s.IsNoSpace()
+                  ? Err(ENOSPC, "{}: stria-meta's disk is full ({}/db): {}", what, opt_.data_dir, s.ToString())
+                  : Err(EIO, "{}: {}", what, s.ToString());
+  {
+    std::lock_guard lk(sync_mu_);
+    if (!write_failed_) write_error_ = st;
+  }
+  // Once, when writes stop.
+  if (!write_failed_.exchange(true)) {
+    spdlog::error("{}; every metadata change fails from now on: restart stria-meta once its disk is fixed",
+                  st.ToString());
+  }
+  return st;
+}
+
+Status MetaService::WritesStopped() {
+  Status why;
+  {
+    std::lock_guard lk(sync_mu_);
+    why = write_error_;
+  }
+  return Err(why.code() == ENOSPC ? ENOSPC : EIO,
+             "metadata changes are stopped since a write failed ({}): restart stria-meta once its disk is fixed; "
+             "everything acknowledged before is kept", why.ToString());
 }
 
 // ------------------------------------------------------------ helpers --
@@ -654,12 +744,13 @@ void MetaService::Housekeeping() {
     if (d.ParseFromString(it->value().ToString()) && d.time_ms() < cutoff) t.Delete(it->key().ToString());
   }
   if (!t.empty()) {
+    if (write_failed_) return;
     auto b = t.Batch();
     rocksdb::WriteOptions wo;
     wo.sync = true;
     auto s = db_->Write(wo, &b);
     if (!s.ok()) {
-      spdlog::error("housekeeping write failed: {}", s.ToString());
+      (void)WriteFailed(s, "housekeeping's metadata write failed");   // logs it
       return;
     }
     inode_count += t.inode_delta;

@@ -10,6 +10,7 @@
 // once. A housekeeping thread takes the same mutex every 200 ms.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -40,6 +41,12 @@ struct MetaOptions {
   uint32_t store_heartbeat_ms = 1000;
   uint32_t session_heartbeat_ms = 2000;
   std::string admin_address;          // reported in the cluster map
+  // Mutations that add names or bytes of metadata (create, mkdir, setxattr,
+  // bucket imports, ...) fail with ENOSPC while the metadata disk has less
+  // than this free: what is left serves everything else (unlinks, opens,
+  // sessions, heartbeats) and RocksDB's own flushes and compactions, so
+  // that its writes do not fail for want of space.
+  uint64_t reserve_bytes = 256ull << 20;
 };
 
 // The writes of one operation, applied atomically; reads see them.
@@ -134,9 +141,22 @@ class MetaService {
   void UpdateGauges();
   // Runs one operation; *wrote says whether its reply must wait for a sync.
   OpResult Run(uint16_t type, const std::string& message, bool* wrote);
+  // ENOSPC for an operation that adds metadata while the disk holds less
+  // than MetaOptions::reserve_bytes free.
+  Status CheckReserve(uint16_t type, const char* name);
+  // The error for a failed write or WAL sync: ENOSPC naming meta's disk
+  // when it is full, else EIO. Writes stop there (WritesStopped).
+  Status WriteFailed(const rocksdb::Status& s, const char* what);
+  // After a failed write, RocksDB takes no more writes until the database
+  // is opened again (its Resume() aborts on a WAL that failed, in Debian's
+  // build): every later write fails with this, clearly, and nothing
+  // written before is touched.
+  Status WritesStopped();
 
   MetaOptions opt_;
   std::unique_ptr<rocksdb::DB> db_;
+  std::atomic<bool> write_failed_{false};   // a write or WAL sync failed: writes stopped
+  Status write_error_;                       // GUARDED_BY(sync_mu_): why
 
   std::mutex state_mu_;     // every operation and housekeeping hold it
   std::mutex mu_;

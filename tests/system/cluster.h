@@ -59,6 +59,8 @@ class Cluster {
   }
   // Up() also mounts the cluster there (stria-fuse).
   void SetMount(const std::string& mountpoint) { opt_.mount = mountpoint; }
+  // More stria-meta flags for the next Up() (space-separated).
+  void SetMetaArgs(const std::string& args) { opt_.meta_args = args; }
   Status Kill(const std::string& name, int sig = 9) { return cli::LocalKill(opt_.dir, name, sig); }
 
   std::unique_ptr<Client> Connect(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {

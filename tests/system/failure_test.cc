@@ -4,8 +4,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <asio.hpp>
@@ -381,6 +382,119 @@ TEST(Failure, FullTargetGivesEnospcAndLosesNothing) {
   }
   umount2(target.c_str(), MNT_DETACH);
   std::filesystem::remove_all(dir);
+}
+
+// Fills the file system below DIR to leave `leave` bytes free (0: none):
+// returns the filler's path.
+std::string Fill(const std::string& dir, uint64_t leave) {
+  std::string path = dir + "/filler";
+  struct statvfs v;
+  EXPECT_EQ(statvfs(dir.c_str(), &v), 0);
+  uint64_t avail = uint64_t(v.f_bavail) * v.f_frsize;
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0600);
+  EXPECT_GE(fd, 0);
+  std::string mib(1 << 20, 'f');
+  for (uint64_t put = 0; put + leave < avail;) {
+    size_t n = std::min<uint64_t>(mib.size(), avail - leave - put);
+    ssize_t w = write(fd, mib.data(), n);
+    if (w <= 0) break;   // full
+    put += uint64_t(w);
+  }
+  close(fd);
+  return path;
+}
+
+TEST(Failure, MetaDiskFullRefusesChangesClearlyAndLosesNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  std::string dir = MakeTempDir("metafull");
+  std::string db = dir + "/meta/db";
+  std::filesystem::create_directories(db);
+  ASSERT_EQ(mount("tmpfs", db.c_str(), "tmpfs", 0, "size=48m"), 0) << strerror(errno);
+  // Unmounts and removes it however the test ends (after the cluster stops).
+  struct Cleanup {
+    std::string dir, db;
+    ~Cleanup() {
+      umount2(db.c_str(), MNT_DETACH);
+      if (!std::getenv("STRIA_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir);
+    }
+  } cleanup{dir, db};
+  {
+    Cluster cluster(1, dir);
+    cluster.SetMetaArgs("--reserve-mib 16");
+    ASSERT_OK(cluster.Up());
+    auto c = cluster.Connect(seconds(10));
+    ASSERT_NE(c, nullptr);
+    std::vector<std::string> kept;
+    for (int i = 0; i < 4; i++) {
+      kept.push_back(Pattern(100000, 300 + i));
+      WriteFile(*c, "/keep" + std::to_string(i), kept.back());
+    }
+    ASSERT_OK(c->Mkdir("/dir"));
+
+    // Under the reserve: what adds names fails with ENOSPC naming meta's
+    // disk; reads, renames, unlinks and new clients go on.
+    std::string filler = Fill(db, 8 << 20);
+    auto fd = c->Open("/new", O_CREAT | O_WRONLY, 0644);
+    ASSERT_FALSE(fd.ok());
+    EXPECT_EQ(fd.status().code(), ENOSPC) << fd.status().ToString();
+    EXPECT_NE(fd.status().message().find("stria-meta's disk is nearly full"), std::string::npos)
+        << fd.status().ToString();
+    EXPECT_NE(fd.status().message().find(db), std::string::npos) << fd.status().ToString();
+    EXPECT_EQ(c->Mkdir("/dir/sub").code(), ENOSPC);
+    ASSERT_OK(c->Rename("/keep3", "/dir/keep3"));
+    ASSERT_OK(c->Unlink("/dir/keep3"));
+    kept.pop_back();
+    auto other = cluster.Connect(seconds(10));
+    ASSERT_NE(other, nullptr);
+    for (size_t i = 0; i < kept.size(); i++) {
+      auto got = ReadFileAll(*other, "/keep" + std::to_string(i));
+      ASSERT_OK(got);
+      EXPECT_TRUE(*got == kept[i]) << "file " << i;
+    }
+    // Space back: creates work again, without a restart.
+    ASSERT_EQ(unlink(filler.c_str()), 0);
+    WriteFile(*c, "/after-reserve", "back");
+
+    // Wholly full: a change whose write RocksDB cannot make stops every
+    // later change, with a clear error, and meta goes on serving reads.
+    filler = Fill(db, 0);
+    Status failed;
+    std::string at = "/keep0";
+    for (int i = 0; i < 5000 && failed.ok(); i++) {
+      std::string to = at == "/keep0" ? "/dir/keep0" : "/keep0";
+      failed = c->Rename(at, to);
+      if (failed.ok()) at = to;
+    }
+    ASSERT_FALSE(failed.ok()) << "the full disk never failed a write";
+    EXPECT_TRUE(failed.code() == ENOSPC || failed.code() == EIO) << failed.ToString();
+    Status again = c->Rename(at, at == "/keep0" ? "/dir/keep0" : "/keep0");
+    EXPECT_FALSE(again.ok());
+    EXPECT_NE(again.message().find("restart stria-meta"), std::string::npos) << again.ToString();
+    auto got = ReadFileAll(*c, at);
+    ASSERT_OK(got);
+    EXPECT_TRUE(*got == kept[0]);
+
+    // Restarted with space: everything acknowledged is there, and changes work.
+    ASSERT_EQ(unlink(filler.c_str()), 0);
+    c.reset();
+    other.reset();
+    ASSERT_OK(cluster.Kill("meta"));
+    ASSERT_OK(cluster.Up());
+    c = cluster.Connect(seconds(10));
+    ASSERT_NE(c, nullptr);
+    got = ReadFileAll(*c, at);
+    ASSERT_OK(got);
+    EXPECT_TRUE(*got == kept[0]) << at;
+    for (size_t i = 1; i < kept.size(); i++) {
+      got = ReadFileAll(*c, "/keep" + std::to_string(i));
+      ASSERT_OK(got);
+      EXPECT_TRUE(*got == kept[i]) << "file " << i;
+    }
+    got = ReadFileAll(*c, "/after-reserve");
+    ASSERT_OK(got);
+    EXPECT_EQ(*got, "back");
+    WriteFile(*c, "/after-restart", "ok");
+  }
 }
 
 TEST(Failure, HostileFramesAreRejectedWhileServing) {
