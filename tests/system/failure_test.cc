@@ -342,12 +342,29 @@ TEST(Failure, AsyncReadsRetryThroughAStoreRestart) {
   ASSERT_OK(cluster.Up());
 }
 
+// A small tmpfs at DIR/SUB, for a disk that fills: unmounted, and DIR
+// removed, however the test ends. Declared before the cluster, so that the
+// cluster stops first.
+struct SmallTmpfs {
+  std::string dir, at;
+  bool mounted = false;
+  SmallTmpfs(const std::string& dir, const std::string& sub, const char* size) : dir(dir), at(dir + "/" + sub) {
+    std::filesystem::create_directories(at);
+    std::string opts = std::string("size=") + size;
+    mounted = mount("tmpfs", at.c_str(), "tmpfs", 0, opts.c_str()) == 0;
+    EXPECT_TRUE(mounted) << "mount a tmpfs at " << at << ": " << strerror(errno);
+  }
+  ~SmallTmpfs() {
+    if (mounted) umount2(at.c_str(), MNT_DETACH);
+    if (!std::getenv("STRIA_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir);
+  }
+};
+
 TEST(Failure, FullTargetGivesEnospcAndLosesNothing) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
-  std::string dir = MakeTempDir("full");
-  std::string target = dir + "/store-0/target";
-  std::filesystem::create_directories(target);
-  ASSERT_EQ(mount("tmpfs", target.c_str(), "tmpfs", 0, "size=24m"), 0) << strerror(errno);
+  SmallTmpfs tmpfs(MakeTempDir("full"), "store-0/target", "24m");
+  ASSERT_TRUE(tmpfs.mounted);
+  const std::string& dir = tmpfs.dir;
   {
     Cluster cluster(1, dir);
     ASSERT_OK(cluster.Up());
@@ -380,8 +397,6 @@ TEST(Failure, FullTargetGivesEnospcAndLosesNothing) {
     // Space comes back when files go.
     for (size_t i = 0; i < kept.size(); i++) ASSERT_OK(c->Unlink("/f" + std::to_string(i)));
   }
-  umount2(target.c_str(), MNT_DETACH);
-  std::filesystem::remove_all(dir);
 }
 
 // Fills the file system below DIR to leave `leave` bytes free (0: none):
@@ -406,18 +421,9 @@ std::string Fill(const std::string& dir, uint64_t leave) {
 
 TEST(Failure, MetaDiskFullRefusesChangesClearlyAndLosesNothing) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
-  std::string dir = MakeTempDir("metafull");
-  std::string db = dir + "/meta/db";
-  std::filesystem::create_directories(db);
-  ASSERT_EQ(mount("tmpfs", db.c_str(), "tmpfs", 0, "size=48m"), 0) << strerror(errno);
-  // Unmounts and removes it however the test ends (after the cluster stops).
-  struct Cleanup {
-    std::string dir, db;
-    ~Cleanup() {
-      umount2(db.c_str(), MNT_DETACH);
-      if (!std::getenv("STRIA_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir);
-    }
-  } cleanup{dir, db};
+  SmallTmpfs tmpfs(MakeTempDir("metafull"), "meta/db", "48m");
+  ASSERT_TRUE(tmpfs.mounted);
+  const std::string &dir = tmpfs.dir, &db = tmpfs.at;
   {
     Cluster cluster(1, dir);
     cluster.SetMetaArgs("--reserve-mib 16");
