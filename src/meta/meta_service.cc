@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <filesystem>
 #include <future>
 #include <random>
 
@@ -83,6 +84,11 @@ Result<std::unique_ptr<MetaService>> MetaService::Open(const MetaOptions& opt) {
   o.create_if_missing = true;
   o.info_log = std::make_shared<RocksLog>();
   o.IncreaseParallelism(2);
+  // Made here: RocksDB's default LOG file made it before, and without the
+  // directory RocksDB logs an error (harmless) while it first looks in.
+  std::error_code ec;
+  std::filesystem::create_directories(opt.data_dir + "/db", ec);
+  if (ec) return Err(ec.value(), "create metadata store {}/db: {}", opt.data_dir, ec.message());
   rocksdb::DB* db = nullptr;
   auto st = rocksdb::DB::Open(o, opt.data_dir + "/db", &db);
   if (!st.ok()) return Err(EIO, "open metadata store {}/db: {}", opt.data_dir, st.ToString());
