@@ -121,6 +121,9 @@ class MetaService {
   // Chooses targets for a new layout (count 0: all up).
   Result<proto::Layout> ChooseLayout(uint64_t ino, uint64_t stripe_size, uint32_t count);
 
+  // A write failed: every change fails until stria-meta is restarted.
+  bool writes_stopped() const { return write_failed_; }
+
   Sessions sessions;
   LockTable locks;
   std::map<uint32_t, proto::StoreInfo> stores;      // by id

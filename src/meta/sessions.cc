@@ -2,11 +2,18 @@
 #include "meta/sessions.h"
 
 #include <algorithm>
+#include <random>
 
 #include "common/util.h"
 #include "meta/meta_service.h"
 
 namespace stria::meta {
+
+namespace {
+// Sessions opened while writes are stopped carry this bit: the counter
+// never reaches it.
+constexpr uint64_t kUncountedSession = uint64_t{1} << 62;
+}  // namespace
 
 void Sessions::Touch(uint64_t id, int64_t now_ms) { sessions_[id].last_ms = now_ms; }
 
@@ -79,7 +86,14 @@ Result<std::string> OpSessionOpen(Ctx& c, Txn& t, const std::string& msg) {
   STRIA_ASSIGN_OR_RETURN(auto req, Parse<proto::SessionOpenRequest>(msg, "session open"));
   uint64_t id = req.resume_session();
   int64_t now = MonoMs();
-  if (id == 0) {
+  if (id == 0 && c.writes_stopped()) {
+    // No counter can be written: a random id above any the counter gives
+    // (it counts from 1), so that new clients can still mount and read.
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    do {
+      id = kUncountedSession | (rng() & ((uint64_t{1} << 48) - 1));
+    } while (c.sessions.Exists(id));
+  } else if (id == 0) {
     STRIA_ASSIGN_OR_RETURN(id, c.NextCounter(t, "session", 1));
   }
   // A resumed session (meta restarted, or the lease ran out) brings back

@@ -462,7 +462,8 @@ TEST(Failure, MetaDiskFullRefusesChangesClearlyAndLosesNothing) {
     WriteFile(*c, "/after-reserve", "back");
 
     // Wholly full: a change whose write RocksDB cannot make stops every
-    // later change, with a clear error, and meta goes on serving reads.
+    // later change, with a clear error, and meta goes on serving reads,
+    // to new clients too.
     filler = Fill(db, 0);
     Status failed;
     std::string at = "/keep0";
@@ -479,6 +480,13 @@ TEST(Failure, MetaDiskFullRefusesChangesClearlyAndLosesNothing) {
     auto got = ReadFileAll(*c, at);
     ASSERT_OK(got);
     EXPECT_TRUE(*got == kept[0]);
+    // A new client still connects and reads (its session is not written).
+    auto late = cluster.Connect(seconds(10));
+    ASSERT_NE(late, nullptr);
+    got = ReadFileAll(*late, "/keep1");
+    ASSERT_OK(got);
+    EXPECT_TRUE(*got == kept[1]);
+    late.reset();
 
     // Restarted with space: everything acknowledged is there, and changes work.
     ASSERT_EQ(unlink(filler.c_str()), 0);
