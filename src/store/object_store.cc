@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <concepts>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -78,17 +79,29 @@ Status PwriteAll(int fd, const char* p, size_t n, uint64_t off, const std::strin
   return Status::Ok();
 }
 
+// What an error names: a string, or a callable that makes one (when it
+// is only needed on failure).
+const std::string& Describe(const std::string& what) { return what; }
+template <std::invocable F>
+std::string Describe(const F& what) {
+  return what();
+}
+
 // Reads up to n bytes; past the end of the file the rest is zero-filled.
 // flags: RWF_NOWAIT fails with EAGAIN where the page cache lacks a byte.
-Status PreadFull(int fd, char* p, size_t n, uint64_t off, const std::string& what, int flags = 0) {
+template <class What>
+Status PreadFull(int fd, char* p, size_t n, uint64_t off, const What& what, int flags = 0) {
   size_t done = 0;
   while (done < n) {
     iovec iov{p + done, n - done};
     ssize_t r = ::preadv2(fd, &iov, 1, static_cast<off_t>(off + done), flags);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN && (flags & RWF_NOWAIT)) return Status(EAGAIN, what + ": not in the page cache");
-      return Sys(errno, what);
+      const int err = errno;
+      // Not named: the caller reads again where it may wait (a cold read
+      // comes here every time), and nobody else sees it.
+      if (err == EAGAIN && (flags & RWF_NOWAIT)) return Status(EAGAIN, "not in the page cache");
+      return Sys(err, Describe(what));
     }
     if (r == 0) break;
     done += static_cast<size_t>(r);
@@ -369,9 +382,11 @@ struct Target::ReadHandles {
   Fd data, crc;   // crc.fd < 0: no checksum file
 };
 
-Result<std::shared_ptr<Target::ReadHandles>> Target::HandlesForRead(uint64_t oid, uint32_t index,
-                                                                    const std::string& path,
-                                                                    const std::string& what) {
+std::string Target::ReadWhat(uint64_t oid, uint32_t index) const {
+  return fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
+}
+
+Result<std::shared_ptr<Target::ReadHandles>> Target::HandlesForRead(uint64_t oid, uint32_t index) {
   const ObjectKey key{oid, index};
   {
     std::lock_guard lk(handles_mu_);
@@ -381,15 +396,18 @@ Result<std::shared_ptr<Target::ReadHandles>> Target::HandlesForRead(uint64_t oid
       return it->second.first;
     }
   }
+  const std::string path = ObjectPath(oid, index);
   auto h = std::make_shared<ReadHandles>();
   h->data.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (h->data.fd < 0) {
-    if (errno == ENOENT) return std::shared_ptr<ReadHandles>();   // never written: a hole
-    return Sys(errno, what);
+    const int err = errno;
+    if (err == ENOENT) return std::shared_ptr<ReadHandles>();   // never written: a hole
+    return Sys(err, ReadWhat(oid, index));
   }
   h->crc.fd = ::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC);
   if (h->crc.fd < 0) {
-    if (errno != ENOENT) return Sys(errno, what + " (checksums)");
+    const int err = errno;
+    if (err != ENOENT) return Sys(err, ReadWhat(oid, index) + " (checksums)");
     return h;   // not kept: the next write creates the checksums
   }
   std::shared_ptr<ReadHandles> dropped;   // closed after the lock is released
@@ -427,13 +445,16 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
   if (!nowait) lk.lock();
   else if (!lk.try_lock()) return Err(EAGAIN, "object {:x}.{} is being written", oid, index);
   const int flags = nowait ? RWF_NOWAIT : 0;
-  std::string path = ObjectPath(oid, index);
-  std::string what = fmt::format("target {}: read object {:x}.{}", dir_, oid, index);
-  STRIA_ASSIGN_OR_RETURN(auto handles, HandlesForRead(oid, index, path, what));
+  auto what = [&] { return ReadWhat(oid, index); };
+  auto crc_what = [&] { return ReadWhat(oid, index) + " (checksums)"; };
+  STRIA_ASSIGN_OR_RETURN(auto handles, HandlesForRead(oid, index));
   if (!handles) return rpc::Payload();   // never written: a hole
   const int fd = handles->data.fd, crc = handles->crc.fd;
   struct stat st;
-  if (::fstat(fd, &st) != 0) return Sys(errno, what);
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    return Sys(err, what());
+  }
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (off >= size || len == 0) return rpc::Payload();
   uint64_t end = std::min<uint64_t>(off + len, size);
@@ -456,7 +477,7 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
   if (!nowait) ahead();
   Status got = PreadFull(fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
   std::string le(nblocks * 4, '\0');
-  if (got.ok() && crc >= 0) got = PreadFull(crc, le.data(), le.size(), first * 4, what + " (checksums)", flags);
+  if (got.ok() && crc >= 0) got = PreadFull(crc, le.data(), le.size(), first * 4, crc_what, flags);
   if (!got.ok()) {
     if (got.code() == EAGAIN && nowait) ahead();
     return got;
@@ -470,7 +491,7 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
     if (actual[i] == stored || (stored == 0 && AllZero(block, kBlockSize))) continue;   // or a hole
     crc_errors_->Inc();
     return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}",
-               what, first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored, actual[i]);
+               what(), first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored, actual[i]);
   }
   const size_t skip = off - first * kBlockSize, stop = end - first * kBlockSize;   // what is returned
   rpc::Payload p(std::move(owner), buf.data() + skip, stop - skip);

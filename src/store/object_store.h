@@ -119,8 +119,11 @@ class Target {
   static constexpr size_t kReadHandles = 128;
   // The object's handles, cached or opened now; nullptr when the object
   // was never written.
-  Result<std::shared_ptr<ReadHandles>> HandlesForRead(uint64_t object_id, uint32_t index, const std::string& path,
-                                                      const std::string& what);
+  Result<std::shared_ptr<ReadHandles>> HandlesForRead(uint64_t object_id, uint32_t index);
+  // What a failed read names: "target DIR: read object ID.INDEX". Made
+  // only when a read fails: formatting it for every read was a share of a
+  // store's CPU in small random reads.
+  std::string ReadWhat(uint64_t object_id, uint32_t index) const;
   void DropHandles(uint64_t object_id, uint32_t index);
 
   std::string dir_;
