@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,7 +17,9 @@
 #include <future>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <random>
+#include <span>
 #include <thread>
 
 #include <fmt/format.h>
@@ -126,6 +129,180 @@ bool AllZero(const char* p, size_t n) {
   return true;
 }
 
+uint32_t LoadLe(const char* p) {
+  uint32_t c = 0;
+  for (int b = 0; b < 4; b++) c |= uint32_t(uint8_t(p[b])) << (8 * b);
+  return c;
+}
+
+std::string LeBytes(std::span<const uint32_t> crcs) {
+  std::string le(crcs.size() * 4, '\0');
+  for (size_t i = 0; i < crcs.size(); i++) {
+    for (int b = 0; b < 4; b++) le[i * 4 + b] = static_cast<char>(crcs[i] >> (8 * b));
+  }
+  return le;
+}
+
+bool NoUserXattrs(int err) { return err == ENOTSUP || err == EOPNOTSUPP; }
+
+// Opens path, creating it if absent; *created tells which.
+int OpenOrCreate(const std::string& path, bool* created) {
+  *created = false;
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd >= 0) *created = true;
+  if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  return fd;
+}
+
+// One object's checksums while a writer changes them (the object's lock
+// held): in the data file's kCrcXattr while every block whose stored CRC
+// is not 0 lies below kXattrCrcBlocks, else in the .crc file beside it.
+// An object moves to the file when a write reaches past that: the file is
+// written first and the attribute removed after, so a crash between leaves
+// the attribute, which still holds every CRC it held.
+class ObjectChecksums {
+ public:
+  // note(created_file, changed_meta) is called as each change is made: a
+  // new .crc file (its directory entry needs a sync), or a changed
+  // attribute (the data file then needs fsync, not fdatasync).
+  using Note = std::function<void(bool created_file, bool changed_meta)>;
+  ObjectChecksums(int data_fd, std::string crc_path, std::atomic<bool>* xattr_ok, Note note)
+      : data_fd_(data_fd), crc_path_(std::move(crc_path)), xattr_ok_(xattr_ok), note_(std::move(note)) {}
+
+  // Finds where the object keeps them (nowhere yet, for a new object).
+  Status Load(const std::string& what) {
+    char buf[kXattrCrcBlocks * 4];
+    ssize_t n = ::fgetxattr(data_fd_, kCrcXattr, buf, sizeof buf);
+    if (n >= 0) {
+      if (n % 4 != 0) return Err(EIO, "{} (checksums): attribute {} of {} bytes", what, kCrcXattr, n);
+      kind_ = kXattr;
+      inline_.resize(static_cast<size_t>(n / 4));
+      for (size_t i = 0; i < inline_.size(); i++) inline_[i] = LoadLe(buf + i * 4);
+      return Status::Ok();
+    }
+    if (errno == ERANGE) {
+      return Err(EIO, "{} (checksums): attribute {} longer than {} bytes", what, kCrcXattr, sizeof buf);
+    }
+    if (errno != ENODATA && !NoUserXattrs(errno)) return Sys(errno, what + " (checksums)");
+    file_.fd = ::open(crc_path_.c_str(), O_RDWR | O_CLOEXEC);
+    if (file_.fd >= 0) {
+      kind_ = kFile;
+      return Status::Ok();
+    }
+    if (errno != ENOENT) return Sys(errno, what + " (checksums)");
+    return Status::Ok();
+  }
+
+  // Reserves the file's space for the CRCs of blocks [first, end) when
+  // they will go to the file, so that a full disk fails a write before any
+  // byte changes. (An attribute of kXattrCrcBlocks CRCs fits in the inode.)
+  Status Reserve(uint64_t first, uint64_t end, const std::string& what) {
+    if (WillBeXattr(end)) return Status::Ok();
+    STRIA_RETURN_IF_ERROR(OpenFile(what));
+    if (::fallocate(file_.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first * 4),
+                    static_cast<off_t>((end - first) * 4)) != 0 && errno != EOPNOTSUPP) {
+      return Sys(errno, what + " (checksums)");
+    }
+    return Status::Ok();
+  }
+
+  // Stores the CRCs of blocks [first, first + crcs.size()).
+  Status Put(uint64_t first, std::span<const uint32_t> crcs, const std::string& what) {
+    const uint64_t end = first + crcs.size();
+    if (kind_ != kFile && xattr_ok_->load(std::memory_order_relaxed)) {
+      std::vector<uint32_t> next = inline_;
+      if (next.size() < end) next.resize(end, 0);
+      std::copy(crcs.begin(), crcs.end(), next.begin() + static_cast<ptrdiff_t>(first));
+      while (!next.empty() && next.back() == 0) next.pop_back();   // a missing CRC is a stored 0
+      if (next.size() <= kXattrCrcBlocks) {
+        const std::string le = LeBytes(next);
+        if (::fsetxattr(data_fd_, kCrcXattr, le.data(), le.size(), 0) == 0) {
+          inline_ = std::move(next);
+          kind_ = kXattr;
+          Changed(false, true);
+          return Status::Ok();
+        }
+        if (!NoUserXattrs(errno) || kind_ == kXattr) return Sys(errno, what + " (checksums)");
+        xattr_ok_->store(false);   // a file system without user attributes: files from now on
+      }
+    }
+    STRIA_RETURN_IF_ERROR(OpenFile(what));
+    if (kind_ == kXattr) {
+      // Moving to the file: what the attribute held, then the new CRCs,
+      // then the attribute goes.
+      const std::string old = LeBytes(inline_);
+      STRIA_RETURN_IF_ERROR(PwriteAll(file_.fd, old.data(), old.size(), 0, what + " (checksums)"));
+    }
+    const std::string le = LeBytes(crcs);
+    STRIA_RETURN_IF_ERROR(PwriteAll(file_.fd, le.data(), le.size(), first * 4, what + " (checksums)"));
+    if (kind_ == kXattr) {
+      if (::fremovexattr(data_fd_, kCrcXattr) != 0) return Sys(errno, what + " (checksums)");
+      inline_.clear();
+      Changed(false, true);
+    }
+    kind_ = kFile;
+    return Status::Ok();
+  }
+
+  // The object now has nblocks blocks; last: the last one's CRC, when the
+  // new end cuts it (the bytes past the end count as zeros).
+  Status Cut(uint64_t nblocks, std::optional<uint32_t> last, const std::string& what) {
+    if (kind_ == kFile) {
+      if (::ftruncate(file_.fd, static_cast<off_t>(nblocks * 4)) != 0) return Sys(errno, what);
+      if (!last) return Status::Ok();
+      const std::string le = CrcBytes(*last);
+      return PwriteAll(file_.fd, le.data(), 4, (nblocks - 1) * 4, what + " (checksums)");
+    }
+    if (kind_ == kNone) return Status::Ok();   // none stored: every block reads as a hole
+    if (inline_.size() > nblocks) inline_.resize(nblocks);
+    if (last && nblocks - 1 < inline_.size()) inline_[nblocks - 1] = *last;
+    while (!inline_.empty() && inline_.back() == 0) inline_.pop_back();
+    const std::string le = LeBytes(inline_);
+    if (::fsetxattr(data_fd_, kCrcXattr, le.data(), le.size(), 0) != 0) return Sys(errno, what + " (checksums)");
+    Changed(false, true);
+    return Status::Ok();
+  }
+
+  int file_fd() const { return file_.fd; }
+  // The data file's inode changed beyond its size (the attribute was set
+  // or removed).
+  bool changed_meta() const { return changed_meta_; }
+
+ private:
+  enum Kind { kNone, kXattr, kFile };
+  bool WillBeXattr(uint64_t end) const {
+    if (kind_ == kFile || !xattr_ok_->load(std::memory_order_relaxed)) return false;
+    return end <= kXattrCrcBlocks;
+  }
+  Status OpenFile(const std::string& what) {
+    if (file_.fd >= 0) return Status::Ok();
+    bool created = false;
+    file_.fd = OpenOrCreate(crc_path_, &created);
+    if (file_.fd < 0) return Sys(errno, what + " (checksums)");
+    if (created) Changed(true, false);
+    // An attribute's object moving: a file left by a crash in an earlier
+    // move holds stale CRCs.
+    if (kind_ == kXattr && !created && ::ftruncate(file_.fd, 0) != 0) return Sys(errno, what + " (checksums)");
+    return Status::Ok();
+  }
+
+  void Changed(bool created_file, bool changed_meta) {
+    changed_meta_ |= changed_meta;
+    note_(created_file, changed_meta);
+  }
+
+  int data_fd_;
+  std::string crc_path_;
+  std::atomic<bool>* xattr_ok_;
+  Note note_;
+  Kind kind_ = kNone;
+  std::vector<uint32_t> inline_;   // kXattr: the attribute's CRCs
+  Fd file_;
+  bool changed_meta_ = false;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<Target>> Target::Open(const std::string& dir) {
@@ -207,8 +384,8 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
   std::string what = fmt::format("target {}: write object {:x}.{}", dir_, oid, index);
   Fd fd(OpenForWrite(oid, index, path));
   if (fd.fd < 0) return Sys(errno, what);
-  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+  ObjectChecksums sums(fd.fd, path + ".crc", &xattr_ok_, Noter(oid, index));
+  STRIA_RETURN_IF_ERROR(sums.Load(what));
 
   uint64_t first = off / kBlockSize, last = (off + len - 1) / kBlockSize;
   size_t nblocks = static_cast<size_t>(last - first + 1);
@@ -217,10 +394,7 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
       errno != EOPNOTSUPP) {
     return Sys(errno, what);
   }
-  if (::fallocate(crc.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first * 4),
-                  static_cast<off_t>(nblocks * 4)) != 0 && errno != EOPNOTSUPP) {
-    return Sys(errno, what + " (checksums)");
-  }
+  STRIA_RETURN_IF_ERROR(sums.Reserve(first, last + 1, what));
   std::vector<uint32_t> crcs(nblocks);
   char block[kBlockSize];
   for (size_t i = 0; i < nblocks; i++) {
@@ -270,12 +444,16 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     }
   }
   if (body < len) STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data + body, len - body, off + body, what));
-  std::string le(nblocks * 4, '\0');
-  for (size_t i = 0; i < nblocks; i++) {
-    for (int b = 0; b < 4; b++) le[i * 4 + b] = static_cast<char>(crcs[i] >> (8 * b));
-  }
-  STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le.data(), le.size(), first * 4, what + " (checksums)"));
-  return sync ? SyncOpen(oid, index, fd.fd, crc.fd) : Status::Ok();
+  STRIA_RETURN_IF_ERROR(sums.Put(first, crcs, what));
+  return sync ? SyncOpen(oid, index, fd.fd, sums.file_fd(), sums.changed_meta()) : Status::Ok();
+}
+
+std::function<void(bool, bool)> Target::Noter(uint64_t oid, uint32_t index) {
+  return [this, oid, index](bool created_file, bool changed_meta) {
+    std::lock_guard lk(new_mu_);
+    if (created_file) created_.insert({oid, index});
+    if (changed_meta) meta_changed_.insert({oid, index});
+  };
 }
 
 namespace {
@@ -336,13 +514,14 @@ SyncThreads& Syncs() {
 
 }  // namespace
 
-Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
+Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd, bool meta) {
   std::string what = fmt::format("target {}: sync object {:x}.{}", dir_, oid, index);
   bool created = false, new_bucket = false;
   {
     std::lock_guard lk(new_mu_);
     created = created_.count({oid, index}) != 0;
     new_bucket = created && new_buckets_.count(oid % 256) != 0;
+    meta |= meta_changed_.count({oid, index}) != 0;
   }
   // A new object's directory entry (and a new bucket's) must survive too.
   std::vector<std::string> dirs;
@@ -354,13 +533,16 @@ Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
     if (dir_fds.back().fd < 0) return Sys(errno, what + ": open " + d);
   }
   std::vector<std::pair<std::string, std::future<int>>> side;
-  side.emplace_back("checksums", Syncs().Run([crc_fd] { return ::fdatasync(crc_fd) == 0 ? 0 : errno; }));
+  if (crc_fd >= 0) {
+    side.emplace_back("checksums", Syncs().Run([crc_fd] { return ::fdatasync(crc_fd) == 0 ? 0 : errno; }));
+  }
   for (size_t i = 0; i < dir_fds.size(); i++) {
     int dfd = dir_fds[i].fd;
     side.emplace_back(dirs[i], Syncs().Run([dfd] { return ::fsync(dfd) == 0 ? 0 : errno; }));
   }
-  // The size is the only metadata a read needs: fdatasync keeps it.
-  int err = ::fdatasync(data_fd) == 0 ? 0 : errno;
+  // Unless the checksum attribute changed, the size is the only metadata a
+  // read needs: fdatasync keeps it.
+  int err = (meta ? ::fsync(data_fd) : ::fdatasync(data_fd)) == 0 ? 0 : errno;
   std::string failed = "data";
   for (auto& [name, f] : side) {
     int e = f.get();   // every sync ends before its descriptor closes
@@ -370,8 +552,9 @@ Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
     }
   }
   if (err) return Sys(err, what + " (" + failed + ")");
+  std::lock_guard lk(new_mu_);
+  meta_changed_.erase({oid, index});
   if (created) {
-    std::lock_guard lk(new_mu_);
     created_.erase({oid, index});
     if (new_bucket) new_buckets_.erase(oid % 256);
   }
@@ -379,7 +562,7 @@ Status Target::SyncOpen(uint64_t oid, uint32_t index, int data_fd, int crc_fd) {
 }
 
 struct Target::ReadHandles {
-  Fd data, crc;   // crc.fd < 0: no checksum file
+  Fd data, crc;   // crc.fd < 0: no checksum file (yet), or an attribute holds them
 };
 
 std::string Target::ReadWhat(uint64_t oid, uint32_t index) const {
@@ -404,11 +587,12 @@ Result<std::shared_ptr<Target::ReadHandles>> Target::HandlesForRead(uint64_t oid
     if (err == ENOENT) return std::shared_ptr<ReadHandles>();   // never written: a hole
     return Sys(err, ReadWhat(oid, index));
   }
-  h->crc.fd = ::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC);
-  if (h->crc.fd < 0) {
-    const int err = errno;
-    if (err != ENOENT) return Sys(err, ReadWhat(oid, index) + " (checksums)");
-    return h;   // not kept: the next write creates the checksums
+  if (::fgetxattr(h->data.fd, kCrcXattr, nullptr, 0) < 0) {
+    h->crc.fd = ::open((path + ".crc").c_str(), O_RDONLY | O_CLOEXEC);
+    if (h->crc.fd < 0 && errno != ENOENT) {
+      const int err = errno;
+      return Sys(err, ReadWhat(oid, index) + " (checksums)");
+    }
   }
   std::shared_ptr<ReadHandles> dropped;   // closed after the lock is released
   std::lock_guard lk(handles_mu_);
@@ -449,7 +633,7 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
   auto crc_what = [&] { return ReadWhat(oid, index) + " (checksums)"; };
   STRIA_ASSIGN_OR_RETURN(auto handles, HandlesForRead(oid, index));
   if (!handles) return rpc::Payload();   // never written: a hole
-  const int fd = handles->data.fd, crc = handles->crc.fd;
+  const int fd = handles->data.fd, crc = handles->crc.fd;   // crc: as the handles were opened
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
@@ -476,16 +660,42 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
   };
   if (!nowait) ahead();
   Status got = PreadFull(fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
-  std::string le(nblocks * 4, '\0');
-  if (got.ok() && crc >= 0) got = PreadFull(crc, le.data(), le.size(), first * 4, crc_what, flags);
   if (!got.ok()) {
     if (got.code() == EAGAIN && nowait) ahead();
     return got;
   }
+  // The stored CRCs: from the attribute, in the inode the open read, or
+  // from the file. Past what either holds they are 0 (holes).
+  std::string le(nblocks * 4, '\0');
+  char attr[kXattrCrcBlocks * 4];
+  const ssize_t n = ::fgetxattr(fd, kCrcXattr, attr, sizeof attr);
+  if (n >= 0) {
+    for (uint64_t b = first; b <= last && (b + 1) * 4 <= static_cast<uint64_t>(n); b++) {
+      std::memcpy(le.data() + (b - first) * 4, attr + b * 4, 4);
+    }
+  } else if (errno == ERANGE) {
+    return Err(EIO, "{}: checksum attribute {} longer than {} bytes", what(), kCrcXattr, sizeof attr);
+  } else if (errno != ENODATA && !NoUserXattrs(errno)) {
+    const int err = errno;
+    return Sys(err, crc_what());
+  } else {
+    if (handles->crc.fd < 0) {
+      // Written since the handles were opened, or moved from the attribute.
+      handles->crc.fd = ::open((ObjectPath(oid, index) + ".crc").c_str(), O_RDONLY | O_CLOEXEC);
+      if (handles->crc.fd < 0 && errno != ENOENT) {
+        const int err = errno;
+        return Sys(err, crc_what());
+      }
+    }
+    if (handles->crc.fd >= 0) got = PreadFull(handles->crc.fd, le.data(), le.size(), first * 4, crc_what, flags);
+    if (!got.ok()) {
+      if (got.code() == EAGAIN && nowait) ahead();
+      return got;
+    }
+  }
   std::vector<uint32_t> actual(nblocks);   // the blocks' CRCs, as read
   for (size_t i = 0; i < nblocks; i++) {
-    uint32_t stored = 0;
-    for (int b = 0; b < 4; b++) stored |= uint32_t(uint8_t(le[i * 4 + b])) << (8 * b);
+    const uint32_t stored = LoadLe(le.data() + i * 4);
     const char* block = buf.data() + i * kBlockSize;
     actual[i] = BlockCrc(block);
     if (actual[i] == stored || (stored == 0 && AllZero(block, kBlockSize))) continue;   // or a hole
@@ -506,18 +716,17 @@ Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
   Fd fd(length > 0 ? OpenForWrite(oid, index, path) : ::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (fd.fd < 0) return errno == ENOENT ? Status::Ok() : Sys(errno, what);
   if (::ftruncate(fd.fd, static_cast<off_t>(length)) != 0) return Sys(errno, what);
-  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+  ObjectChecksums sums(fd.fd, path + ".crc", &xattr_ok_, Noter(oid, index));
+  STRIA_RETURN_IF_ERROR(sums.Load(what));
   uint64_t nblocks = (length + kBlockSize - 1) / kBlockSize;
-  if (::ftruncate(crc.fd, static_cast<off_t>(nblocks * 4)) != 0) return Sys(errno, what);
+  std::optional<uint32_t> last;
   if (length % kBlockSize != 0) {
     // The new last block: bytes past the end count as zeros.
     char block[kBlockSize];
-    uint64_t bstart = (nblocks - 1) * kBlockSize;
-    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
-    std::string le = CrcBytes(BlockCrc(block));
-    STRIA_RETURN_IF_ERROR(PwriteAll(crc.fd, le.data(), 4, (nblocks - 1) * 4, what));
+    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, (nblocks - 1) * kBlockSize, what));
+    last = AllZero(block, kBlockSize) ? 0 : BlockCrc(block);
   }
+  STRIA_RETURN_IF_ERROR(sums.Cut(nblocks, last, what));
   return Status::Ok();
 }
 
@@ -547,8 +756,8 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (off >= size) return Status::Ok();
   uint64_t end = std::min(off + len, size);
-  Fd crc(::open((path + ".crc").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (crc.fd < 0) return Sys(errno, what + " (checksums)");
+  ObjectChecksums sums(fd.fd, path + ".crc", &xattr_ok_, Noter(oid, index));
+  STRIA_RETURN_IF_ERROR(sums.Load(what));
   uint64_t first = off / kBlockSize, last = (end - 1) / kBlockSize;
   // Blocks cut at an edge keep their other bytes: each is rewritten whole.
   auto cut = [&](uint64_t b) -> Status {
@@ -559,8 +768,8 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
     std::memset(block + (lo - bstart), 0, hi - lo);
     uint64_t keep = std::min<uint64_t>(kBlockSize, size - bstart);
     STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, keep, bstart, what));
-    std::string le = CrcBytes(BlockCrc(block));
-    return PwriteAll(crc.fd, le.data(), 4, b * 4, what + " (checksums)");
+    const uint32_t c = AllZero(block, kBlockSize) ? 0 : BlockCrc(block);   // 0: a hole
+    return sums.Put(b, std::span<const uint32_t>(&c, 1), what);
   };
   auto whole = [&](uint64_t b) { return b * kBlockSize >= off && (b + 1) * kBlockSize <= end; };
   uint64_t lo = first, hi = last + 1;   // the whole blocks: [lo, hi)
@@ -583,8 +792,9 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
       STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, zeros.data(), n, static_cast<uint64_t>(at), what));
     }
   }
-  std::string crcs((hi - lo) * 4, '\0');
-  return PwriteAll(crc.fd, crcs.data(), crcs.size(), lo * 4, what + " (checksums)");
+  const std::vector<uint32_t> holes(hi - lo, 0);
+  STRIA_RETURN_IF_ERROR(sums.Put(lo, holes, what));
+  return Status::Ok();
 }
 
 Result<std::optional<uint64_t>> Target::Seek(uint64_t oid, uint32_t index, uint64_t offset, bool hole) {
@@ -611,14 +821,28 @@ Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
   bool created = false;
   for (uint32_t index : indexes) {
     std::string path = ObjectPath(oid, index);
+    // Taken before the sync: a write that changes the attribute during it
+    // marks the object again.
+    bool meta = false;
+    {
+      std::lock_guard lk(new_mu_);
+      meta = meta_changed_.erase({oid, index}) != 0;
+    }
     for (const std::string& p : {path, path + ".crc", path + ".res"}) {
       Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
       if (fd.fd < 0) {
         if (errno == ENOENT) continue;
+        if (meta) Noter(oid, index)(false, true);
         return Sys(errno, "target " + dir_ + ": fsync " + p);
       }
-      // The size is the only metadata a read needs: fdatasync keeps it.
-      if (::fdatasync(fd.fd) != 0) return Sys(errno, "target " + dir_ + ": fsync " + p);
+      // Unless the data file's checksum attribute changed, the size is the
+      // only metadata a read needs: fdatasync keeps it.
+      const bool full = meta && p == path;
+      if ((full ? ::fsync(fd.fd) : ::fdatasync(fd.fd)) != 0) {
+        const int err = errno;
+        if (meta) Noter(oid, index)(false, true);
+        return Sys(err, "target " + dir_ + ": fsync " + p);
+      }
     }
     std::lock_guard lk(new_mu_);
     created |= created_.count({oid, index}) != 0;
@@ -649,7 +873,10 @@ Status Target::Fsync(uint64_t oid, const std::vector<uint32_t>& indexes) {
 Status Target::Remove(uint64_t oid, uint32_t count) {
   {
     std::lock_guard lk(new_mu_);
-    for (uint32_t index = 0; index < count; index++) created_.erase({oid, index});
+    for (uint32_t index = 0; index < count; index++) {
+      created_.erase({oid, index});
+      meta_changed_.erase({oid, index});
+    }
   }
   for (uint32_t index = 0; index < count; index++) {
     std::lock_guard lk(LockFor(oid, index));

@@ -4,6 +4,7 @@
 //   <dir>/target.json                    {"uuid": ..., "id": N}
 //   <dir>/objects/<xx>/<object_id:016x>.<index>        data (sparse)
 //   <dir>/objects/<xx>/<object_id:016x>.<index>.crc    uint32 LE per block
+//                                 (or, for small objects, the data file's kCrcXattr)
 //   <dir>/objects/<xx>/<object_id:016x>.<index>.res    hydration: 1 byte per chunk
 //
 // xx is object_id % 256 in hex. Between calls, only the read descriptors of
@@ -15,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -33,6 +35,13 @@
 namespace stria::store {
 
 inline constexpr uint64_t kBlockSize = 4096;
+// A small object's checksums live in an extended attribute of its data
+// file, not in a .crc file: one file to create, sync and open, and no
+// second disk read. kXattrCrcBlocks CRCs under this short name fit inside
+// an ext4 inode of 256 bytes (the default), so reading them waits for
+// no disk. Objects with CRCs of later blocks use the .crc file.
+inline constexpr char kCrcXattr[] = "user.crc";
+inline constexpr uint64_t kXattrCrcBlocks = 16;
 // Joins the CRCs of kBlockSize blocks into the CRC of their bytes.
 const Crc32cJoiner& BlockJoiner();
 
@@ -108,7 +117,12 @@ class Target {
   int OpenForWrite(uint64_t object_id, uint32_t index, const std::string& path);
   // Fsync of one object through descriptors its write holds open, with the
   // syncs of data, checksums and new directories overlapping.
-  Status SyncOpen(uint64_t object_id, uint32_t index, int data_fd, int crc_fd);
+  // What remembers, until the object's next sync, that a writer created
+  // its .crc file or changed its checksum attribute.
+  std::function<void(bool created_file, bool changed_meta)> Noter(uint64_t object_id, uint32_t index);
+  // meta: the data file's inode changed beyond its size (its checksum
+  // attribute), so it needs fsync, not fdatasync.
+  Status SyncOpen(uint64_t object_id, uint32_t index, int data_fd, int crc_fd, bool meta);
 
   // The read descriptors (data and checksums) of the objects read last, so
   // that a hot object's reads skip two opens and two closes. At most
@@ -133,7 +147,10 @@ class Target {
   std::mutex new_mu_;
   std::set<std::pair<uint64_t, uint32_t>> created_;   // GUARDED_BY(new_mu_): not yet in a synced dir
   std::set<uint64_t> new_buckets_;                    // GUARDED_BY(new_mu_): not yet in a synced objects/
+  // Objects whose checksum attribute changed since their last sync.
+  std::set<std::pair<uint64_t, uint32_t>> meta_changed_;   // GUARDED_BY(new_mu_)
   std::atomic<bool> direct_ok_{true};                 // false once O_DIRECT got EINVAL (open or write)
+  std::atomic<bool> xattr_ok_{true};                  // false once user xattrs were refused
   metrics::Counter* crc_errors_ = nullptr;
   std::mutex handles_mu_;
   std::list<ObjectKey> handles_lru_;   // GUARDED_BY(handles_mu_): most recently read first

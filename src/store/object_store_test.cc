@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <random>
 #include <vector>
@@ -120,20 +122,19 @@ TEST_F(TargetTest, NoWaitReadsComeFromThePageCacheOnly) {
   // Whether such a read is refused depends on the kernel and the disk: a
   // read that must not wait still starts the kernel's read-ahead, and a
   // fast disk can finish it before the read looks, so the bytes come back.
-  // So each try evicts both files, checks they are gone, and reads through
-  // the target; then evicts again and asks the kernel itself, as a control.
+  // So each try evicts the object's file (its checksums are in its inode),
+  // checks it is gone, and reads through the target; then evicts again
+  // and asks the kernel itself, as a control.
   // Where the kernel refuses many such reads, the target must refuse some
   // (with a kernel that refuses a few in a hundred, a correct target may
   // by chance refuse none: that is a skip, not a failure).
-  const std::string data_path = t_->ObjectPath(11, 0), crc_path = data_path + ".crc";
+  const std::string data_path = t_->ObjectPath(11, 0);
   auto evict = [&] {
-    for (const auto& p : {data_path, crc_path}) {
-      int fd = ::open(p.c_str(), O_RDONLY);
-      EXPECT_GE(fd, 0) << p;
-      EXPECT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-      ::close(fd);
-    }
-    return !AnyCached(data_path, 0, data.size()) && !AnyCached(crc_path, 0, 64);
+    int fd = ::open(data_path.c_str(), O_RDONLY);
+    EXPECT_GE(fd, 0) << data_path;
+    EXPECT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+    return !AnyCached(data_path, 0, data.size());
   };
   int target_refused = 0, kernel_refused = 0, evicted = 0;
   for (int attempt = 0; attempt < 200 && target_refused == 0; attempt++) {
@@ -163,19 +164,22 @@ TEST_F(TargetTest, NoWaitReadsComeFromThePageCacheOnly) {
   EXPECT_TRUE(t_->Read(11, 0, 1000, 5000, /*nowait=*/true).ok());   // cached again
 }
 
-TEST_F(TargetTest, RandomMixMatchesReference) {
+// A seeded mix of every call on object 7.index against a reference;
+// writes start below max_off and are at most max_len bytes.
+void RandomMix(Target* t, uint32_t index, uint64_t max_off, size_t max_len) {
   unsigned seed = std::random_device{}();
   std::printf("seed %u\n", seed);
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
   std::mt19937_64 rng(seed);
   std::string ref;
   for (int op = 0; op < 2000; op++) {
     int kind = static_cast<int>(rng() % 10);
     if (kind < 5) {
-      uint64_t off = rng() % (1 << 20);
-      std::string data(1 + rng() % 20000, '\0');
+      uint64_t off = rng() % max_off;
+      std::string data(1 + rng() % max_len, '\0');
       for (auto& c : data) c = static_cast<char>(rng());
       bool sync = rng() % 4 == 0;   // a write that is also made durable
-      ASSERT_TRUE(t_->Write(7, 1, off, data.data(), data.size(), sync).ok());
+      ASSERT_TRUE(t->Write(7, index, off, data.data(), data.size(), sync).ok());
       if (ref.size() < off + data.size()) ref.resize(off + data.size(), '\0');
       ref.replace(off, data.size(), data);
     } else if (kind < 9) {
@@ -183,13 +187,13 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
       size_t len = rng() % 30000;
       std::string want = off >= ref.size() ? "" : ref.substr(off, len);
       if (rng() % 2) {
-        auto got = t_->Read(7, 1, off, len);
+        auto got = t->Read(7, index, off, len);
         ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
         ASSERT_EQ(*got, want) << "op " << op << " off " << off << " len " << len;
       } else {
         // A reply's payload: its CRC, combined from the blocks' (holes,
         // partial first and last blocks included), is the bytes' CRC.
-        auto got = t_->ReadPayload(7, 1, off, len);
+        auto got = t->ReadPayload(7, index, off, len);
         ASSERT_TRUE(got.ok()) << got.status().ToString() << " op " << op;
         ASSERT_EQ(std::string(got->data, got->length), want) << "op " << op << " off " << off << " len " << len;
         if (got->length > 0) {
@@ -199,20 +203,32 @@ TEST_F(TargetTest, RandomMixMatchesReference) {
       }
     } else if (rng() % 3 == 0) {
       uint64_t len = rng() % (ref.size() + 10000);
-      ASSERT_TRUE(t_->Truncate(7, 1, len).ok());
+      ASSERT_TRUE(t->Truncate(7, index, len).ok());
       ref.resize(len, '\0');
     } else if (rng() % 2 == 0) {
       // A punched range reads as zeros; past the end nothing changes.
       uint64_t off = rng() % (ref.size() + 5000);
       uint64_t len = 1 + rng() % 40000;
-      ASSERT_TRUE(t_->PunchHole(7, 1, off, len).ok()) << "op " << op;
+      ASSERT_TRUE(t->PunchHole(7, index, off, len).ok()) << "op " << op;
       for (uint64_t i = off; i < off + len && i < ref.size(); i++) ref[i] = '\0';
     } else {
       // Reserved space changes neither size nor content.
-      ASSERT_TRUE(t_->Allocate(7, 1, rng() % (2 << 20), 1 + rng() % 100000).ok());
+      ASSERT_TRUE(t->Allocate(7, index, rng() % (2 << 20), 1 + rng() % 100000).ok());
     }
   }
 }
+
+TEST_F(TargetTest, RandomMixMatchesReference) { RandomMix(t_.get(), 1, 1 << 20, 20000); }
+
+// Objects whose checksums stay in the data file's attribute (every write
+// ends below kXattrCrcBlocks blocks; truncates and punches go past it).
+TEST_F(TargetTest, RandomMixInTheAttributeMatchesReference) {
+  RandomMix(t_.get(), 2, 48 << 10, 16 << 10);
+  EXPECT_FALSE(std::filesystem::exists(t_->ObjectPath(7, 2) + ".crc"));
+}
+
+// Objects that move from the attribute to the .crc file and shrink again.
+TEST_F(TargetTest, RandomMixAcrossTheAttributesEndMatchesReference) { RandomMix(t_.get(), 3, 60 << 10, 20000); }
 
 // Synced writes that create objects (and their bucket directories) from
 // many threads at once: every one reads back whole.
@@ -286,18 +302,68 @@ TEST_F(TargetTest, SparseWriteReadsZerosBefore) {
   EXPECT_EQ(r->substr(100000), "abc");
 }
 
+// Checksums in the data file's attribute (a small object) and in the
+// .crc file (a larger one) catch the same damage.
 TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
-  std::string data(3 * kBlockSize + 100, 'd');
-  ASSERT_TRUE(t_->Write(5, 2, 0, data.data(), data.size()).ok());
-  FlipByte(t_->ObjectPath(5, 2), kBlockSize + 7);
-  auto r = t_->Read(5, 2, 0, data.size());
-  EXPECT_EQ(r.status().code(), EIO);
-  EXPECT_NE(r.status().message().find("block 1"), std::string::npos) << r.status().ToString();
-  // Blocks that are intact still read.
-  EXPECT_TRUE(t_->Read(5, 2, 2 * kBlockSize, 10).ok());
-  ASSERT_TRUE(t_->Write(5, 3, 0, data.data(), data.size()).ok());
-  FlipByte(t_->ObjectPath(5, 3) + ".crc", 0);
-  EXPECT_EQ(t_->Read(5, 3, 0, 10).status().code(), EIO);
+  for (size_t size : {3 * kBlockSize + 100, 20 * kBlockSize + 100}) {
+    SCOPED_TRACE(size);
+    const bool in_file = size > kXattrCrcBlocks * kBlockSize;
+    std::string data(size, 'd');
+    ASSERT_TRUE(t_->Write(5, 2, 0, data.data(), data.size()).ok());
+    const std::string path = t_->ObjectPath(5, 2);
+    EXPECT_EQ(std::filesystem::exists(path + ".crc"), in_file);
+    EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), in_file ? -1 : ssize_t((3 + 1) * 4));
+    FlipByte(path, kBlockSize + 7);
+    auto r = t_->Read(5, 2, 0, data.size());
+    EXPECT_EQ(r.status().code(), EIO);
+    EXPECT_NE(r.status().message().find("block 1"), std::string::npos) << r.status().ToString();
+    // Blocks that are intact still read.
+    EXPECT_TRUE(t_->Read(5, 2, 2 * kBlockSize, 10).ok());
+    ASSERT_TRUE(t_->Remove(5, 3).ok());
+
+    ASSERT_TRUE(t_->Write(5, 3, 0, data.data(), data.size()).ok());
+    const std::string path3 = t_->ObjectPath(5, 3);
+    if (in_file) {
+      FlipByte(path3 + ".crc", 0);
+    } else {
+      char crcs[16];
+      ASSERT_EQ(::getxattr(path3.c_str(), kCrcXattr, crcs, sizeof crcs), 16);
+      crcs[0] ^= 1;
+      ASSERT_EQ(::setxattr(path3.c_str(), kCrcXattr, crcs, sizeof crcs, 0), 0);
+    }
+    r = t_->Read(5, 3, 0, 10);
+    EXPECT_EQ(r.status().code(), EIO) << r.status().ToString();
+    EXPECT_NE(r.status().message().find("block 0"), std::string::npos) << r.status().ToString();
+    ASSERT_TRUE(t_->Remove(5, 4).ok());
+  }
+}
+
+// An object that grows past what the attribute holds moves its checksums
+// to the .crc file, keeping the old ones; a file that an earlier move left
+// (a crash before the attribute went) is replaced, not trusted.
+TEST_F(TargetTest, GrowingObjectsMoveTheirChecksumsToAFile) {
+  std::string head(2 * kBlockSize, 'h'), tail(100, 't');
+  ASSERT_TRUE(t_->Write(6, 0, 0, head.data(), head.size(), /*sync=*/true).ok());
+  const std::string path = t_->ObjectPath(6, 0);
+  EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), 8);
+  {
+    std::ofstream stale(path + ".crc");
+    stale << std::string(400, 'x');   // CRCs that match nothing
+  }
+  ASSERT_TRUE(t_->Write(6, 0, 30 * kBlockSize, tail.data(), tail.size(), /*sync=*/true).ok());
+  EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), -1);
+  EXPECT_EQ(errno, ENODATA);
+  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 31 * 4);
+  auto all = t_->Read(6, 0, 0, 1 << 20);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, head + std::string(28 * kBlockSize, '\0') + tail);
+  FlipByte(path, 5);   // block 0's CRC came over from the attribute
+  EXPECT_EQ(t_->Read(6, 0, 0, 10).status().code(), EIO);
+  // Shrinking keeps the file.
+  ASSERT_TRUE(t_->Truncate(6, 0, 20 * kBlockSize).ok());
+  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 20 * 4);
+  EXPECT_EQ(t_->Read(6, 0, 0, 10).status().code(), EIO);
+  EXPECT_TRUE(t_->Read(6, 0, kBlockSize, 10).ok());
 }
 
 size_t OpenDescriptors() {

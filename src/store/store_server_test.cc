@@ -95,6 +95,7 @@ TEST_F(StoreServerTest, WriteReadFsyncRoundTrip) {
 void DropCached(const std::string& path) {
   for (const std::string& p : {path, path + ".crc"}) {
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && p != path) continue;   // a small object's checksums: in its inode
     ASSERT_GE(fd, 0) << p;
     EXPECT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
     ::close(fd);
