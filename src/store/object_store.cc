@@ -197,7 +197,7 @@ class ObjectChecksums {
 
   // Reserves the file's space for the CRCs of blocks [first, end) when
   // they will go to the file, so that a full disk fails a write before any
-  // byte changes. (An attribute of kXattrCrcBlocks CRCs fits in the inode.)
+  // byte changes. (An attribute is set before the data instead.)
   Status Reserve(uint64_t first, uint64_t end, const std::string& what) {
     if (WillBeXattr(end)) return Status::Ok();
     STRIA_RETURN_IF_ERROR(OpenFile(what));
@@ -219,6 +219,8 @@ class ObjectChecksums {
       if (next.size() <= kXattrCrcBlocks) {
         const std::string le = LeBytes(next);
         if (::fsetxattr(data_fd_, kCrcXattr, le.data(), le.size(), 0) == 0) {
+          had_attr_ = kind_ == kXattr;
+          undo_ = std::move(inline_);
           inline_ = std::move(next);
           kind_ = kXattr;
           Changed(false, true);
@@ -265,6 +267,26 @@ class ObjectChecksums {
     return Status::Ok();
   }
 
+  // Best effort: the attribute as it was before the last Put into it
+  // (the write whose CRCs it took failed).
+  void Undo() {
+    if (!undo_) return;
+    if (undo_->empty() && !had_attr_) {
+      ::fremovexattr(data_fd_, kCrcXattr);
+    } else {
+      const std::string le = LeBytes(*undo_);
+      ::fsetxattr(data_fd_, kCrcXattr, le.data(), le.size(), 0);
+    }
+    inline_ = std::move(*undo_);
+    undo_.reset();
+  }
+
+  // Whether CRCs of blocks up to end would go to the attribute.
+  bool WillBeXattr(uint64_t end) const {
+    if (kind_ == kFile || !xattr_ok_->load(std::memory_order_relaxed)) return false;
+    return end <= kXattrCrcBlocks;
+  }
+
   int file_fd() const { return file_.fd; }
   // The data file's inode changed beyond its size (the attribute was set
   // or removed).
@@ -272,10 +294,6 @@ class ObjectChecksums {
 
  private:
   enum Kind { kNone, kXattr, kFile };
-  bool WillBeXattr(uint64_t end) const {
-    if (kind_ == kFile || !xattr_ok_->load(std::memory_order_relaxed)) return false;
-    return end <= kXattrCrcBlocks;
-  }
   Status OpenFile(const std::string& what) {
     if (file_.fd >= 0) return Status::Ok();
     bool created = false;
@@ -299,6 +317,8 @@ class ObjectChecksums {
   Note note_;
   Kind kind_ = kNone;
   std::vector<uint32_t> inline_;   // kXattr: the attribute's CRCs
+  std::optional<std::vector<uint32_t>> undo_;   // what the last Put into the attribute replaced
+  bool had_attr_ = false;                       // and whether there was an attribute
   Fd file_;
   bool changed_meta_ = false;
 };
@@ -409,6 +429,19 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     std::memcpy(block + (lo - bstart), data + (lo - off), hi - lo);
     crcs[i] = BlockCrc(block);
   }
+  // Into an attribute, the new CRCs go before the data: setting it is
+  // what may need a block (past the inode's room), and a full disk must
+  // fail the write before any byte changes. If the data then fails, the
+  // old CRCs go back.
+  const bool attr_first = sums.WillBeXattr(last + 1);
+  if (attr_first) STRIA_RETURN_IF_ERROR(sums.Put(first, crcs, what));
+  struct UndoUnlessDone {
+    ObjectChecksums* sums;
+    bool armed;
+    ~UndoUnlessDone() {
+      if (armed) sums->Undo();
+    }
+  } undo{&sums, attr_first};
   size_t body = 0;   // bytes written with O_DIRECT
   if (direct && off % kDirectAlign == 0 && direct_ok_.load(std::memory_order_relaxed)) {
     body = len / kDirectAlign * kDirectAlign;
@@ -444,7 +477,8 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
     }
   }
   if (body < len) STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, data + body, len - body, off + body, what));
-  STRIA_RETURN_IF_ERROR(sums.Put(first, crcs, what));
+  undo.armed = false;
+  if (!attr_first) STRIA_RETURN_IF_ERROR(sums.Put(first, crcs, what));
   return sync ? SyncOpen(oid, index, fd.fd, sums.file_fd(), sums.changed_meta()) : Status::Ok();
 }
 
@@ -658,26 +692,37 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
       ::posix_fadvise(crc, static_cast<off_t>(first * 4), static_cast<off_t>(nblocks * 4), POSIX_FADV_WILLNEED);
     }
   };
-  if (!nowait) ahead();
+  // The stored CRCs come from the attribute or from the file; past what
+  // either holds they are 0 (holes). An attribute too large for the inode
+  // is a disk block of its own: a read that may wait fetches it while the
+  // data's read-ahead is on its way; one that must not wait fetches it
+  // only once the data came from the page cache.
+  char attr[kXattrCrcBlocks * 4];
+  ssize_t n = -1;
+  int attr_err = 0;
+  auto get_attr = [&] {
+    n = ::fgetxattr(fd, kCrcXattr, attr, sizeof attr);
+    attr_err = n < 0 ? errno : 0;
+  };
+  if (!nowait) {
+    ahead();
+    get_attr();
+  }
   Status got = PreadFull(fd, buf.data(), buf.size(), first * kBlockSize, what, flags);
   if (!got.ok()) {
     if (got.code() == EAGAIN && nowait) ahead();
     return got;
   }
-  // The stored CRCs: from the attribute, in the inode the open read, or
-  // from the file. Past what either holds they are 0 (holes).
+  if (nowait) get_attr();
   std::string le(nblocks * 4, '\0');
-  char attr[kXattrCrcBlocks * 4];
-  const ssize_t n = ::fgetxattr(fd, kCrcXattr, attr, sizeof attr);
   if (n >= 0) {
     for (uint64_t b = first; b <= last && (b + 1) * 4 <= static_cast<uint64_t>(n); b++) {
       std::memcpy(le.data() + (b - first) * 4, attr + b * 4, 4);
     }
-  } else if (errno == ERANGE) {
+  } else if (attr_err == ERANGE) {
     return Err(EIO, "{}: checksum attribute {} longer than {} bytes", what(), kCrcXattr, sizeof attr);
-  } else if (errno != ENODATA && !NoUserXattrs(errno)) {
-    const int err = errno;
-    return Sys(err, crc_what());
+  } else if (attr_err != ENODATA && !NoUserXattrs(attr_err)) {
+    return Sys(attr_err, crc_what());
   } else {
     if (handles->crc.fd < 0) {
       // Written since the handles were opened, or moved from the attribute.

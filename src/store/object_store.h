@@ -36,10 +36,12 @@ namespace stria::store {
 
 inline constexpr uint64_t kBlockSize = 4096;
 // A small object's checksums live in an extended attribute of its data
-// file, not in a .crc file: one file to create, sync and open, and no
-// second disk read. kXattrCrcBlocks CRCs under this short name fit inside
-// an ext4 inode of 256 bytes (the default), so reading them waits for
-// no disk. Objects with CRCs of later blocks use the .crc file.
+// file, not in a .crc file: one file to create, sync and open. Under this
+// short name, kXattrCrcBlocks CRCs (a 64 KiB object) fit inside an ext4
+// inode of 256 bytes (the default), so reading them costs no disk read.
+// Objects with CRCs of later blocks use the .crc file: an attribute in a
+// block of its own made a 110 KiB object's synced write slower than the
+// two files (docs/BENCHMARKS.md).
 inline constexpr char kCrcXattr[] = "user.crc";
 inline constexpr uint64_t kXattrCrcBlocks = 16;
 // Joins the CRCs of kBlockSize blocks into the CRC of their bytes.

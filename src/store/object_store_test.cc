@@ -223,12 +223,14 @@ TEST_F(TargetTest, RandomMixMatchesReference) { RandomMix(t_.get(), 1, 1 << 20, 
 // Objects whose checksums stay in the data file's attribute (every write
 // ends below kXattrCrcBlocks blocks; truncates and punches go past it).
 TEST_F(TargetTest, RandomMixInTheAttributeMatchesReference) {
-  RandomMix(t_.get(), 2, 48 << 10, 16 << 10);
+  RandomMix(t_.get(), 2, kXattrCrcBlocks * kBlockSize * 3 / 4, kXattrCrcBlocks * kBlockSize / 4);
   EXPECT_FALSE(std::filesystem::exists(t_->ObjectPath(7, 2) + ".crc"));
 }
 
 // Objects that move from the attribute to the .crc file and shrink again.
-TEST_F(TargetTest, RandomMixAcrossTheAttributesEndMatchesReference) { RandomMix(t_.get(), 3, 60 << 10, 20000); }
+TEST_F(TargetTest, RandomMixAcrossTheAttributesEndMatchesReference) {
+  RandomMix(t_.get(), 3, kXattrCrcBlocks * kBlockSize, kXattrCrcBlocks * kBlockSize / 4);
+}
 
 // Synced writes that create objects (and their bucket directories) from
 // many threads at once: every one reads back whole.
@@ -305,14 +307,14 @@ TEST_F(TargetTest, SparseWriteReadsZerosBefore) {
 // Checksums in the data file's attribute (a small object) and in the
 // .crc file (a larger one) catch the same damage.
 TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
-  for (size_t size : {3 * kBlockSize + 100, 20 * kBlockSize + 100}) {
+  for (size_t size : {3 * kBlockSize + 100, 40 * kBlockSize + 100, 70 * kBlockSize + 100}) {
     SCOPED_TRACE(size);
     const bool in_file = size > kXattrCrcBlocks * kBlockSize;
     std::string data(size, 'd');
     ASSERT_TRUE(t_->Write(5, 2, 0, data.data(), data.size()).ok());
     const std::string path = t_->ObjectPath(5, 2);
     EXPECT_EQ(std::filesystem::exists(path + ".crc"), in_file);
-    EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), in_file ? -1 : ssize_t((3 + 1) * 4));
+    EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), in_file ? -1 : ssize_t(size / kBlockSize + 1) * 4);
     FlipByte(path, kBlockSize + 7);
     auto r = t_->Read(5, 2, 0, data.size());
     EXPECT_EQ(r.status().code(), EIO);
@@ -326,10 +328,11 @@ TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
     if (in_file) {
       FlipByte(path3 + ".crc", 0);
     } else {
-      char crcs[16];
-      ASSERT_EQ(::getxattr(path3.c_str(), kCrcXattr, crcs, sizeof crcs), 16);
+      char crcs[kXattrCrcBlocks * 4];
+      const ssize_t n = ::getxattr(path3.c_str(), kCrcXattr, crcs, sizeof crcs);
+      ASSERT_EQ(n, ssize_t(size / kBlockSize + 1) * 4);
       crcs[0] ^= 1;
-      ASSERT_EQ(::setxattr(path3.c_str(), kCrcXattr, crcs, sizeof crcs, 0), 0);
+      ASSERT_EQ(::setxattr(path3.c_str(), kCrcXattr, crcs, static_cast<size_t>(n), 0), 0);
     }
     r = t_->Read(5, 3, 0, 10);
     EXPECT_EQ(r.status().code(), EIO) << r.status().ToString();
@@ -350,18 +353,18 @@ TEST_F(TargetTest, GrowingObjectsMoveTheirChecksumsToAFile) {
     std::ofstream stale(path + ".crc");
     stale << std::string(400, 'x');   // CRCs that match nothing
   }
-  ASSERT_TRUE(t_->Write(6, 0, 30 * kBlockSize, tail.data(), tail.size(), /*sync=*/true).ok());
+  ASSERT_TRUE(t_->Write(6, 0, 100 * kBlockSize, tail.data(), tail.size(), /*sync=*/true).ok());
   EXPECT_EQ(::getxattr(path.c_str(), kCrcXattr, nullptr, 0), -1);
   EXPECT_EQ(errno, ENODATA);
-  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 31 * 4);
+  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 101 * 4);
   auto all = t_->Read(6, 0, 0, 1 << 20);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
-  EXPECT_EQ(*all, head + std::string(28 * kBlockSize, '\0') + tail);
+  EXPECT_EQ(*all, head + std::string(98 * kBlockSize, '\0') + tail);
   FlipByte(path, 5);   // block 0's CRC came over from the attribute
   EXPECT_EQ(t_->Read(6, 0, 0, 10).status().code(), EIO);
   // Shrinking keeps the file.
-  ASSERT_TRUE(t_->Truncate(6, 0, 20 * kBlockSize).ok());
-  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 20 * 4);
+  ASSERT_TRUE(t_->Truncate(6, 0, 80 * kBlockSize).ok());
+  EXPECT_EQ(std::filesystem::file_size(path + ".crc"), 80 * 4);
   EXPECT_EQ(t_->Read(6, 0, 0, 10).status().code(), EIO);
   EXPECT_TRUE(t_->Read(6, 0, kBlockSize, 10).ok());
 }
