@@ -156,6 +156,8 @@ int OpenOrCreate(const std::string& path, bool* created) {
   return fd;
 }
 
+}  // namespace
+
 // One object's checksums while a writer changes them (the object's lock
 // held): in the data file's kCrcXattr while every block whose stored CRC
 // is not 0 lies below kXattrCrcBlocks, else in the .crc file beside it.
@@ -281,6 +283,15 @@ class ObjectChecksums {
     undo_.reset();
   }
 
+  // The stored CRC of block b (0: none, a hole).
+  Result<uint32_t> Stored(uint64_t b, const std::string& what) const {
+    if (kind_ == kXattr) return b < inline_.size() ? inline_[b] : 0;
+    if (file_.fd < 0) return 0;
+    char le[4];
+    STRIA_RETURN_IF_ERROR(PreadFull(file_.fd, le, 4, b * 4, what + " (checksums)"));
+    return LoadLe(le);
+  }
+
   // Whether CRCs of blocks up to end would go to the attribute.
   bool WillBeXattr(uint64_t end) const {
     if (kind_ == kFile || !xattr_ok_->load(std::memory_order_relaxed)) return false;
@@ -322,8 +333,6 @@ class ObjectChecksums {
   Fd file_;
   bool changed_meta_ = false;
 };
-
-}  // namespace
 
 Result<std::unique_ptr<Target>> Target::Open(const std::string& dir) {
   struct stat st;
@@ -395,6 +404,16 @@ int Target::OpenForWrite(uint64_t oid, uint32_t index, const std::string& path) 
   return fd;
 }
 
+Status Target::ReadOldBlock(int fd, const ObjectChecksums& sums, uint64_t b, char* block, const std::string& what) {
+  STRIA_RETURN_IF_ERROR(PreadFull(fd, block, kBlockSize, b * kBlockSize, what));
+  STRIA_ASSIGN_OR_RETURN(const uint32_t stored, sums.Stored(b, what));
+  const uint32_t actual = BlockCrc(block);
+  if (actual == stored || (stored == 0 && AllZero(block, kBlockSize))) return Status::Ok();
+  crc_errors_->Inc();
+  return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}", what, b,
+             b * kBlockSize, (b + 1) * kBlockSize, stored, actual);
+}
+
 Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync,
                      bool direct, const uint32_t* block_crcs) {
   if (off % kBlockSize != 0) block_crcs = nullptr;   // they would not be this object's blocks
@@ -425,7 +444,7 @@ Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* dat
       continue;
     }
     // A partly written block: merge with what is on disk.
-    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+    STRIA_RETURN_IF_ERROR(ReadOldBlock(fd.fd, sums, first + i, block, what));
     std::memcpy(block + (lo - bstart), data + (lo - off), hi - lo);
     crcs[i] = BlockCrc(block);
   }
@@ -760,17 +779,20 @@ Status Target::Truncate(uint64_t oid, uint32_t index, uint64_t length) {
   std::string what = fmt::format("target {}: truncate object {:x}.{}", dir_, oid, index);
   Fd fd(length > 0 ? OpenForWrite(oid, index, path) : ::open(path.c_str(), O_RDWR | O_CLOEXEC));
   if (fd.fd < 0) return errno == ENOENT ? Status::Ok() : Sys(errno, what);
-  if (::ftruncate(fd.fd, static_cast<off_t>(length)) != 0) return Sys(errno, what);
   ObjectChecksums sums(fd.fd, path + ".crc", &xattr_ok_, Noter(oid, index));
   STRIA_RETURN_IF_ERROR(sums.Load(what));
   uint64_t nblocks = (length + kBlockSize - 1) / kBlockSize;
   std::optional<uint32_t> last;
   if (length % kBlockSize != 0) {
-    // The new last block: bytes past the end count as zeros.
+    // The new last block, read (and checked) before the cut: the bytes
+    // past the new end count as zeros.
     char block[kBlockSize];
-    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, (nblocks - 1) * kBlockSize, what));
+    STRIA_RETURN_IF_ERROR(ReadOldBlock(fd.fd, sums, nblocks - 1, block, what));
+    const size_t keep = length % kBlockSize;
+    std::memset(block + keep, 0, kBlockSize - keep);
     last = AllZero(block, kBlockSize) ? 0 : BlockCrc(block);
   }
+  if (::ftruncate(fd.fd, static_cast<off_t>(length)) != 0) return Sys(errno, what);
   STRIA_RETURN_IF_ERROR(sums.Cut(nblocks, last, what));
   return Status::Ok();
 }
@@ -809,7 +831,7 @@ Status Target::PunchHole(uint64_t oid, uint32_t index, uint64_t off, uint64_t le
     uint64_t bstart = b * kBlockSize;
     uint64_t lo = std::max(bstart, off), hi = std::min(bstart + kBlockSize, end);
     char block[kBlockSize];
-    STRIA_RETURN_IF_ERROR(PreadFull(fd.fd, block, kBlockSize, bstart, what));
+    STRIA_RETURN_IF_ERROR(ReadOldBlock(fd.fd, sums, b, block, what));
     std::memset(block + (lo - bstart), 0, hi - lo);
     uint64_t keep = std::min<uint64_t>(kBlockSize, size - bstart);
     STRIA_RETURN_IF_ERROR(PwriteAll(fd.fd, block, keep, bstart, what));

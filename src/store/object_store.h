@@ -47,6 +47,8 @@ inline constexpr uint64_t kXattrCrcBlocks = 16;
 // Joins the CRCs of kBlockSize blocks into the CRC of their bytes.
 const Crc32cJoiner& BlockJoiner();
 
+class ObjectChecksums;   // object_store.cc
+
 class Target {
  public:
   // Opens (creating objects/ and target.json on first use) the target at
@@ -119,6 +121,11 @@ class Target {
   int OpenForWrite(uint64_t object_id, uint32_t index, const std::string& path);
   // Fsync of one object through descriptors its write holds open, with the
   // syncs of data, checksums and new directories overlapping.
+  // Block b of an object as it is on disk, checked against its stored CRC
+  // (EIO when they differ): a write that merges new bytes into a damaged
+  // block, or a cut through one, must not give it a CRC that hides the
+  // damage.
+  Status ReadOldBlock(int fd, const ObjectChecksums& sums, uint64_t b, char* block, const std::string& what);
   // What remembers, until the object's next sync, that a writer created
   // its .crc file or changed its checksum attribute.
   std::function<void(bool created_file, bool changed_meta)> Noter(uint64_t object_id, uint32_t index);

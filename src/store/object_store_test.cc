@@ -341,6 +341,36 @@ TEST_F(TargetTest, CorruptDataOrChecksumIsEio) {
   }
 }
 
+// A write into part of a damaged block, a truncate or a punched hole
+// through one fails with EIO and leaves the damage visible: none of them
+// may give the block a fresh CRC over the bad bytes. In both homes of the
+// checksums (the attribute, and the .crc file of a larger object).
+TEST_F(TargetTest, ChangesToADamagedBlockDoNotHideTheDamage) {
+  for (size_t size : {4 * kBlockSize, 40 * kBlockSize}) {
+    SCOPED_TRACE(size);
+    std::string data(size, 'd');
+    ASSERT_TRUE(t_->Write(8, 0, 0, data.data(), data.size()).ok());
+    FlipByte(t_->ObjectPath(8, 0), kBlockSize + 10);
+    auto st = t_->Write(8, 0, kBlockSize + 100, "x", 1);
+    EXPECT_EQ(st.code(), EIO) << st.ToString();
+    EXPECT_NE(st.message().find("block 1"), std::string::npos) << st.ToString();
+    st = t_->Truncate(8, 0, kBlockSize + 50);
+    EXPECT_EQ(st.code(), EIO) << st.ToString();
+    st = t_->PunchHole(8, 0, kBlockSize + 2000, 10);
+    EXPECT_EQ(st.code(), EIO) << st.ToString();
+    EXPECT_EQ(t_->Read(8, 0, kBlockSize, 10).status().code(), EIO);
+    // Intact blocks still take all three, and a whole-block write heals.
+    EXPECT_TRUE(t_->Write(8, 0, 100, "y", 1).ok());
+    EXPECT_TRUE(t_->PunchHole(8, 0, 2 * kBlockSize + 10, 10).ok());
+    EXPECT_TRUE(t_->Write(8, 0, kBlockSize, data.data(), kBlockSize).ok());
+    EXPECT_TRUE(t_->Truncate(8, 0, kBlockSize + 50).ok());
+    auto r = t_->Read(8, 0, 0, 1 << 20);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, std::string(100, 'd') + "y" + std::string(kBlockSize + 50 - 101, 'd'));
+    ASSERT_TRUE(t_->Remove(8, 1).ok());
+  }
+}
+
 // An object that grows past what the attribute holds moves its checksums
 // to the .crc file, keeping the old ones; a file that an earlier move left
 // (a crash before the attribute went) is replaced, not trusted.
