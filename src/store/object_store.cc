@@ -260,9 +260,11 @@ class ObjectChecksums {
       return PwriteAll(file_.fd, le.data(), 4, (nblocks - 1) * 4, what + " (checksums)");
     }
     if (kind_ == kNone) return Status::Ok();   // none stored: every block reads as a hole
+    const std::vector<uint32_t> before = inline_;
     if (inline_.size() > nblocks) inline_.resize(nblocks);
     if (last && nblocks - 1 < inline_.size()) inline_[nblocks - 1] = *last;
     while (!inline_.empty() && inline_.back() == 0) inline_.pop_back();
+    if (inline_ == before) return Status::Ok();   // a truncate that grows the object
     const std::string le = LeBytes(inline_);
     if (::fsetxattr(data_fd_, kCrcXattr, le.data(), le.size(), 0) != 0) return Sys(errno, what + " (checksums)");
     Changed(false, true);
