@@ -145,6 +145,17 @@ std::string LeBytes(std::span<const uint32_t> crcs) {
 
 bool NoUserXattrs(int err) { return err == ENOTSUP || err == EOPNOTSUPP; }
 
+// Whether a block's bytes (whose CRC is actual) disagree with its stored
+// CRC; a stored 0 over zeros is a hole.
+bool Mismatch(const char* block, uint32_t stored, uint32_t actual) {
+  return actual != stored && !(stored == 0 && AllZero(block, kBlockSize));
+}
+
+Status MismatchError(const std::string& what, uint64_t b, uint32_t stored, uint32_t actual) {
+  return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}", what, b,
+             b * kBlockSize, (b + 1) * kBlockSize, stored, actual);
+}
+
 // Opens path, creating it if absent; *created tells which.
 int OpenOrCreate(const std::string& path, bool* created) {
   *created = false;
@@ -410,10 +421,9 @@ Status Target::ReadOldBlock(int fd, const ObjectChecksums& sums, uint64_t b, cha
   STRIA_RETURN_IF_ERROR(PreadFull(fd, block, kBlockSize, b * kBlockSize, what));
   STRIA_ASSIGN_OR_RETURN(const uint32_t stored, sums.Stored(b, what));
   const uint32_t actual = BlockCrc(block);
-  if (actual == stored || (stored == 0 && AllZero(block, kBlockSize))) return Status::Ok();
+  if (!Mismatch(block, stored, actual)) return Status::Ok();
   crc_errors_->Inc();
-  return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}", what, b,
-             b * kBlockSize, (b + 1) * kBlockSize, stored, actual);
+  return MismatchError(what, b, stored, actual);
 }
 
 Status Target::Write(uint64_t oid, uint32_t index, uint64_t off, const char* data, size_t len, bool sync,
@@ -702,9 +712,9 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
   // Not zeroed first: every byte is read or, past the file's end, cleared.
   auto owner = std::make_shared_for_overwrite<char[]>(nblocks * kBlockSize);
   const std::span<char> buf(owner.get(), nblocks * kBlockSize);
-  // Bytes the disk must give: both files' reads are started at once (the
-  // checksums are another inode, another disk read), and without waiting
-  // here. A try that must not wait hands the read to a worker next, which
+  // Bytes the disk must give: the data's read and a .crc file's are
+  // started at once (another inode, another disk read), and without
+  // waiting here. A try that must not wait hands the read to a worker next, which
   // then finds them on their way.
   auto ahead = [&] {
     ::posix_fadvise(fd, static_cast<off_t>(first * kBlockSize), static_cast<off_t>(nblocks * kBlockSize),
@@ -764,10 +774,9 @@ Result<rpc::Payload> Target::ReadPayload(uint64_t oid, uint32_t index, uint64_t 
     const uint32_t stored = LoadLe(le.data() + i * 4);
     const char* block = buf.data() + i * kBlockSize;
     actual[i] = BlockCrc(block);
-    if (actual[i] == stored || (stored == 0 && AllZero(block, kBlockSize))) continue;   // or a hole
+    if (!Mismatch(block, stored, actual[i])) continue;
     crc_errors_->Inc();
-    return Err(EIO, "{}: checksum mismatch in block {} (bytes {}..{}): stored {:#010x}, data {:#010x}",
-               what(), first + i, (first + i) * kBlockSize, (first + i + 1) * kBlockSize, stored, actual[i]);
+    return MismatchError(what(), first + i, stored, actual[i]);
   }
   const size_t skip = off - first * kBlockSize, stop = end - first * kBlockSize;   // what is returned
   rpc::Payload p(std::move(owner), buf.data() + skip, stop - skip);
